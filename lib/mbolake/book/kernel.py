@@ -1,0 +1,594 @@
+"""numba hot loop of the L3 order book: arrays in, arrays out, no Python object per record.
+
+State (int64 arrays, owned and grown by ``book.state.BookState``):
+
+* ``ords[slot, O_*]``  order table, one 64-byte row per order: id, price, size,
+  book-side (``2*book + side``, -1 = free slot), level id, prev/next in the FIFO queue
+  (``O_NEXT`` doubles as the free-list link).
+* ``oh[h]``            open-addressing hash (linear probing, backward-shift delete) of
+  ``(book, order_id) -> slot``; its size is 2x the order capacity, so load <= 0.5.
+* ``lvls[l, L_*]``     price levels: price, aggregate size, order count, queue head/tail.
+* ``pool[., 0:2]``     per book-side a segment of (key, level id) sorted by key ascending,
+  **best level last**. key = price for bids, -price for asks, so "better" is "larger" on
+  both sides. A lookup scans at most 8 entries from the best end, then binary-searches,
+  so touching a level near the top is O(1) and anywhere else O(log levels); inserting or
+  removing a level moves only the levels better than it (memmove from the best end).
+  ``bsm[bs]`` holds (start, cap, n) of each segment; a full segment is moved to the pool's
+  end with twice the capacity (the pool is compacted when it runs out).
+* ``bk[book, B_*]``    book key, dirty flag, completeness, live orders and quality counters;
+  ``snap[book]`` the top 10 last emitted; ``bh`` the book hash; ``chn``/``chh`` channels.
+* ``g[G_*]``           globals (free lists, counts, last ts_recv, output row count).
+
+The loop never allocates. Before touching anything for record ``i`` it checks capacities;
+when one is short it returns ``(i, NEED_*)`` and the caller grows that table and resumes at
+``i``, so a record is applied whole or not at all.
+
+Top-10 change detection: a change can only alter the top 10 if the touched level's index
+(before the change) is < 10, which is O(1) to test (``n < 10 or key >= key[n-10]``). Such
+a touch marks the book dirty; at F_LAST a dirty book's top 10 is compared with the last
+emitted one and a row is written only if it differs.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+UNDEF = np.iinfo(np.int64).max
+F_LAST = 0x80
+F_SNAPSHOT = 0x20
+F_BAD_TS_RECV = 0x08
+F_MAYBE_BAD_BOOK = 0x04
+
+ACT_ADD, ACT_CANCEL, ACT_MODIFY, ACT_CLEAR, ACT_TRADE, ACT_FILL, ACT_NONE = 65, 67, 77, 82, 84, 70, 78
+SIDE_BID, SIDE_ASK = 66, 65
+RTYPE_MBP10 = 10
+TOP = 10
+SEG0 = 16  # initial level capacity of a book side
+
+# order table columns
+O_ID, O_PX, O_SZ, O_BS, O_LVL, O_PREV, O_NEXT, O_SPARE = range(8)
+O_COLS = 8
+# level table columns
+L_PX, L_SZ, L_CT, L_HEAD, L_TAIL, L_BS, L_NEXT, L_SPARE = range(8)
+L_COLS = 8
+# book-side segment columns
+S_START, S_CAP, S_N, S_SPARE = range(4)
+# book columns: identity, state, then quality counters
+B_KEY, B_PUB, B_INST, B_DIRTY, B_COMPLETE, B_NORD = range(6)
+(Q_RECORDS, Q_ADD, Q_CANCEL, Q_MODIFY, Q_CLEAR, Q_TRADE, Q_FILL, Q_NONE, Q_OTHER, Q_GROUPS,
+ Q_CROSSED, Q_LOCKED, Q_UNK_C, Q_UNK_M, Q_UNK_F, Q_NEG, Q_DUP, Q_INVALID, Q_SEQ_DEC,
+ Q_SEQ_JUMP, Q_TS_BACK, Q_BAD_TS, Q_MAYBE_BAD, Q_TOP_CHANGES) = range(6, 30)
+B_COLS = 32
+# channel columns
+C_KEY, C_SEQ, C_DEC, C_JUMP = range(4)
+C_COLS = 4
+# globals
+(G_NBOOKS, G_NCH, G_OFREE, G_NOFREE, G_LFREE, G_NLFREE, G_PUSED, G_OUTN, G_LAST_TS,
+ G_HAVE_TS) = range(10)
+G_LEN = 16
+# output row: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
+ROW_HDR = 12
+ROW_LEN = ROW_HDR + 6 * TOP
+
+OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT = range(7)
+
+
+@njit(cache=True, inline="always")
+def _mix(x):
+    x = x * -7046029254386353131  # 0x9E3779B97F4A7C15, wraps
+    return x ^ (x >> 31)
+
+
+@njit(cache=True, inline="always")
+def _ohash(oid, book, mask):
+    return _mix(oid ^ (book * 7146012727573221401)) & mask
+
+
+@njit(cache=True)
+def _ofind(oh, ords, oid, book):
+    """(slot, hash position): slot -1 and the empty position when absent."""
+    mask = oh.shape[0] - 1
+    h = _ohash(oid, book, mask)
+    while True:
+        o = oh[h]
+        if o < 0:
+            return -1, h
+        if ords[o, O_ID] == oid and (ords[o, O_BS] >> 1) == book:
+            return o, h
+        h = (h + 1) & mask
+
+
+@njit(cache=True)
+def _odel(oh, ords, h):
+    """Delete hash position h with backward shift (no tombstones)."""
+    mask = oh.shape[0] - 1
+    i = h
+    j = h
+    while True:
+        j = (j + 1) & mask
+        o = oh[j]
+        if o < 0:
+            break
+        k = _ohash(ords[o, O_ID], ords[o, O_BS] >> 1, mask)
+        if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
+            oh[i] = o
+            i = j
+    oh[i] = -1
+
+
+@njit(cache=True)
+def _kfind(table, keys, key):
+    """Generic hash lookup key -> row (book and channel tables): (row or -1, position)."""
+    mask = table.shape[0] - 1
+    h = _mix(key) & mask
+    while True:
+        r = table[h]
+        if r < 0:
+            return -1, h
+        if keys[r, 0] == key:
+            return r, h
+        h = (h + 1) & mask
+
+
+@njit(cache=True)
+def _seek(pool, start, n, k):
+    """Index (relative to start) of the last key <= k in the sorted segment, or -1."""
+    j = n - 1
+    lim = n - 8
+    while j >= 0 and j >= lim:
+        if pool[start + j, 0] <= k:
+            return j
+        j -= 1
+    if j < 0:
+        return -1
+    lo = 0
+    hi = j + 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if pool[start + mid, 0] <= k:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
+
+
+@njit(cache=True, inline="always")
+def _key(side, price):
+    return price if side == 0 else -price
+
+
+@njit(cache=True, inline="always")
+def _touch(pool, bsm, bk, bs, k):
+    n = bsm[bs, S_N]
+    if n < TOP or k >= pool[bsm[bs, S_START] + n - TOP, 0]:
+        bk[bs >> 1, B_DIRTY] = 1
+
+
+@njit(cache=True)
+def _level_for(pool, bsm, lvls, g, bs, price):
+    """Level id at price on book-side bs, inserted (empty) if absent."""
+    k = _key(bs & 1, price)
+    start = bsm[bs, S_START]
+    n = bsm[bs, S_N]
+    j = _seek(pool, start, n, k)
+    if j >= 0 and pool[start + j, 0] == k:
+        return pool[start + j, 1]
+    l = g[G_LFREE]
+    g[G_LFREE] = lvls[l, L_NEXT]
+    g[G_NLFREE] -= 1
+    lvls[l, L_PX] = price
+    lvls[l, L_SZ] = 0
+    lvls[l, L_CT] = 0
+    lvls[l, L_HEAD] = -1
+    lvls[l, L_TAIL] = -1
+    lvls[l, L_BS] = bs
+    lvls[l, L_NEXT] = -1
+    m = n - 1
+    while m > j:
+        pool[start + m + 1, 0] = pool[start + m, 0]
+        pool[start + m + 1, 1] = pool[start + m, 1]
+        m -= 1
+    pool[start + j + 1, 0] = k
+    pool[start + j + 1, 1] = l
+    bsm[bs, S_N] = n + 1
+    return l
+
+
+@njit(cache=True)
+def _level_drop(pool, bsm, lvls, g, l):
+    bs = lvls[l, L_BS]
+    k = _key(bs & 1, lvls[l, L_PX])
+    start = bsm[bs, S_START]
+    n = bsm[bs, S_N]
+    j = _seek(pool, start, n, k)
+    for m in range(j, n - 1):
+        pool[start + m, 0] = pool[start + m + 1, 0]
+        pool[start + m, 1] = pool[start + m + 1, 1]
+    bsm[bs, S_N] = n - 1
+    lvls[l, L_BS] = -1
+    lvls[l, L_NEXT] = g[G_LFREE]
+    g[G_LFREE] = l
+    g[G_NLFREE] += 1
+
+
+@njit(cache=True)
+def _place(pool, bsm, lvls, ords, bk, g, o):
+    """Queue order o (its price/size/book-side set) at the back of its price level."""
+    bs = ords[o, O_BS]
+    px = ords[o, O_PX]
+    _touch(pool, bsm, bk, bs, _key(bs & 1, px))
+    l = _level_for(pool, bsm, lvls, g, bs, px)
+    t = lvls[l, L_TAIL]
+    ords[o, O_LVL] = l
+    ords[o, O_PREV] = t
+    ords[o, O_NEXT] = -1
+    if t >= 0:
+        ords[t, O_NEXT] = o
+    else:
+        lvls[l, L_HEAD] = o
+    lvls[l, L_TAIL] = o
+    lvls[l, L_SZ] += ords[o, O_SZ]
+    lvls[l, L_CT] += 1
+
+
+@njit(cache=True)
+def _detach(pool, bsm, lvls, ords, bk, g, o):
+    """Take order o out of its queue (dropping an emptied level); the slot stays."""
+    bs = ords[o, O_BS]
+    _touch(pool, bsm, bk, bs, _key(bs & 1, ords[o, O_PX]))
+    l = ords[o, O_LVL]
+    p = ords[o, O_PREV]
+    nx = ords[o, O_NEXT]
+    if p >= 0:
+        ords[p, O_NEXT] = nx
+    else:
+        lvls[l, L_HEAD] = nx
+    if nx >= 0:
+        ords[nx, O_PREV] = p
+    else:
+        lvls[l, L_TAIL] = p
+    lvls[l, L_SZ] -= ords[o, O_SZ]
+    lvls[l, L_CT] -= 1
+    if lvls[l, L_CT] == 0:
+        _level_drop(pool, bsm, lvls, g, l)
+
+
+@njit(cache=True)
+def _reduce(pool, bsm, lvls, ords, bk, o, new_size):
+    """Size decrease in place (keeps queue priority)."""
+    bs = ords[o, O_BS]
+    _touch(pool, bsm, bk, bs, _key(bs & 1, ords[o, O_PX]))
+    lvls[ords[o, O_LVL], L_SZ] -= ords[o, O_SZ] - new_size
+    ords[o, O_SZ] = new_size
+
+
+@njit(cache=True)
+def _alloc_order(ords, g):
+    o = g[G_OFREE]
+    g[G_OFREE] = ords[o, O_NEXT]
+    g[G_NOFREE] -= 1
+    return o
+
+
+@njit(cache=True)
+def _free_order(oh, ords, bk, g, o, h):
+    _odel(oh, ords, h)
+    bk[ords[o, O_BS] >> 1, B_NORD] -= 1
+    ords[o, O_BS] = -1
+    ords[o, O_NEXT] = g[G_OFREE]
+    g[G_OFREE] = o
+    g[G_NOFREE] += 1
+
+
+@njit(cache=True)
+def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
+    for side in range(2):
+        bs = 2 * b + side
+        start = bsm[bs, S_START]
+        for j in range(bsm[bs, S_N]):
+            l = pool[start + j, 1]
+            o = lvls[l, L_HEAD]
+            while o >= 0:
+                nx = ords[o, O_NEXT]
+                _, h = _ofind(oh, ords, ords[o, O_ID], b)
+                _free_order(oh, ords, bk, g, o, h)
+                o = nx
+            lvls[l, L_BS] = -1
+            lvls[l, L_NEXT] = g[G_LFREE]
+            g[G_LFREE] = l
+            g[G_NLFREE] += 1
+        bsm[bs, S_N] = 0
+    bk[b, B_DIRTY] = 1
+
+
+@njit(cache=True)
+def _fill_top(pool, bsm, lvls, b, row):
+    """row[0:60] = bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 levels each)."""
+    for side in range(2):
+        bs = 2 * b + side
+        start = bsm[bs, S_START]
+        n = bsm[bs, S_N]
+        for m in range(TOP):
+            if m < n:
+                l = pool[start + n - 1 - m, 1]
+                row[side * TOP + m] = lvls[l, L_PX]
+                row[2 * TOP + side * TOP + m] = lvls[l, L_SZ]
+                row[4 * TOP + side * TOP + m] = lvls[l, L_CT]
+            else:
+                row[side * TOP + m] = UNDEF
+                row[2 * TOP + side * TOP + m] = 0
+                row[4 * TOP + side * TOP + m] = 0
+
+
+@njit(cache=True)
+def _depth(pool, bsm, b, side, price):
+    """Number of levels strictly better than price on that side (after the change)."""
+    if side < 0 or price == UNDEF:
+        return 0
+    bs = 2 * b + side
+    n = bsm[bs, S_N]
+    return n - 1 - _seek(pool, bsm[bs, S_START], n, _key(side, price))
+
+
+@njit(cache=True)
+def _relocate(pool, bsm, g, bs):
+    """Move a full segment to the pool's end with twice the capacity (caller checked room)."""
+    start = bsm[bs, S_START]
+    cap = bsm[bs, S_CAP]
+    new = g[G_PUSED]
+    for j in range(bsm[bs, S_N]):
+        pool[new + j, 0] = pool[start + j, 0]
+        pool[new + j, 1] = pool[start + j, 1]
+    bsm[bs, S_START] = new
+    bsm[bs, S_CAP] = 2 * cap
+    g[G_PUSED] = new + 2 * cap
+
+
+@njit(cache=True)
+def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan,
+                  start, every, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh, out, tmp):
+    """Apply records[start:]; returns (next record, status). status OK means all applied."""
+    n = ts_recv.shape[0]
+    last_key = -1
+    b = -1
+    last_ck = -1
+    c = -1
+    for i in range(start, n):
+        key = (np.int64(pub[i]) << 32) | np.int64(inst[i])
+        if key != last_key:
+            b, h = _kfind(bh, bk, key)
+            if b < 0:
+                if g[G_NBOOKS] >= bk.shape[0]:
+                    return i, NEED_BOOKS
+                if pool.shape[0] - g[G_PUSED] < 2 * SEG0:
+                    return i, NEED_POOL
+                b = g[G_NBOOKS]
+                g[G_NBOOKS] = b + 1
+                bh[h] = b
+                bk[b, :] = 0
+                bk[b, B_KEY] = key
+                bk[b, B_PUB] = np.int64(pub[i])
+                bk[b, B_INST] = np.int64(inst[i])
+                for s2 in range(2):
+                    bsm[2 * b + s2, S_START] = g[G_PUSED]
+                    bsm[2 * b + s2, S_CAP] = SEG0
+                    bsm[2 * b + s2, S_N] = 0
+                    g[G_PUSED] += SEG0
+                _fill_top(pool, bsm, lvls, b, snap[b])
+            last_key = key
+        if g[G_NOFREE] < 1:
+            return i, NEED_ORDERS
+        if g[G_NLFREE] < 2:
+            return i, NEED_LEVELS
+        if g[G_OUTN] >= out.shape[0]:
+            return i, NEED_OUT
+        a = np.int64(action[i])
+        fl = np.int64(flags[i])
+        if a == ACT_ADD or a == ACT_MODIFY:
+            for s2 in range(2):
+                bs = 2 * b + s2
+                if bsm[bs, S_N] == bsm[bs, S_CAP]:
+                    if pool.shape[0] - g[G_PUSED] < 2 * bsm[bs, S_CAP]:
+                        return i, NEED_POOL
+                    _relocate(pool, bsm, g, bs)
+        if not (fl & F_SNAPSHOT):
+            ck = (np.int64(pub[i]) << 8) | np.int64(chan[i])
+            if ck != last_ck:
+                c, h = _kfind(chh, chn, ck)
+                if c < 0:
+                    if g[G_NCH] >= chn.shape[0]:
+                        return i, NEED_CHANNELS
+                    c = g[G_NCH]
+                    g[G_NCH] = c + 1
+                    chh[h] = c
+                    chn[c, C_KEY] = ck
+                    chn[c, C_SEQ] = -1
+                    chn[c, C_DEC] = 0
+                    chn[c, C_JUMP] = 0
+                last_ck = ck
+            # ---- from here on the record is applied whole ----
+            sq = np.int64(seq[i])
+            last = chn[c, C_SEQ]
+            if last >= 0:
+                if sq < last:
+                    chn[c, C_DEC] += 1
+                    bk[b, Q_SEQ_DEC] += 1
+                elif sq > last + 1:
+                    chn[c, C_JUMP] += 1
+                    bk[b, Q_SEQ_JUMP] += 1
+            chn[c, C_SEQ] = sq
+
+        bk[b, Q_RECORDS] += 1
+        t = ts_recv[i]
+        if g[G_HAVE_TS] != 0 and t < g[G_LAST_TS]:
+            bk[b, Q_TS_BACK] += 1
+        g[G_LAST_TS] = t
+        g[G_HAVE_TS] = 1
+        if fl & F_BAD_TS_RECV:
+            bk[b, Q_BAD_TS] += 1
+        if fl & F_MAYBE_BAD_BOOK:
+            bk[b, Q_MAYBE_BAD] += 1
+
+        sd = np.int64(side[i])
+        s = 0 if sd == SIDE_BID else (1 if sd == SIDE_ASK else -1)
+        px = price[i]
+        sz = np.int64(size[i])
+        if a == ACT_ADD:
+            bk[b, Q_ADD] += 1
+            if s < 0 or px == UNDEF or sz <= 0:
+                bk[b, Q_INVALID] += 1
+            else:
+                o, h = _ofind(oh, ords, oid[i], b)
+                if o >= 0:
+                    bk[b, Q_DUP] += 1
+                    _detach(pool, bsm, lvls, ords, bk, g, o)
+                else:
+                    o = _alloc_order(ords, g)
+                    oh[h] = o
+                    ords[o, O_ID] = oid[i]
+                    bk[b, B_NORD] += 1
+                ords[o, O_PX] = px
+                ords[o, O_SZ] = sz
+                ords[o, O_BS] = 2 * b + s
+                _place(pool, bsm, lvls, ords, bk, g, o)
+        elif a == ACT_CANCEL:
+            bk[b, Q_CANCEL] += 1
+            o, h = _ofind(oh, ords, oid[i], b)
+            if o < 0:
+                bk[b, Q_UNK_C] += 1
+            else:
+                osz = ords[o, O_SZ]
+                if sz > osz:
+                    bk[b, Q_NEG] += 1
+                    sz = osz
+                if sz == osz:
+                    _detach(pool, bsm, lvls, ords, bk, g, o)
+                    _free_order(oh, ords, bk, g, o, h)
+                elif sz > 0:
+                    _reduce(pool, bsm, lvls, ords, bk, o, osz - sz)
+        elif a == ACT_MODIFY:
+            bk[b, Q_MODIFY] += 1
+            o, h = _ofind(oh, ords, oid[i], b)
+            if o < 0:
+                bk[b, Q_UNK_M] += 1
+                if s < 0 or px == UNDEF or sz <= 0:
+                    bk[b, Q_INVALID] += 1
+                else:
+                    o = _alloc_order(ords, g)
+                    oh[h] = o
+                    ords[o, O_ID] = oid[i]
+                    ords[o, O_PX] = px
+                    ords[o, O_SZ] = sz
+                    ords[o, O_BS] = 2 * b + s
+                    bk[b, B_NORD] += 1
+                    _place(pool, bsm, lvls, ords, bk, g, o)
+            elif px == UNDEF:
+                bk[b, Q_INVALID] += 1
+            elif sz == 0:
+                _detach(pool, bsm, lvls, ords, bk, g, o)
+                _free_order(oh, ords, bk, g, o, h)
+            elif px != ords[o, O_PX] or sz > ords[o, O_SZ]:
+                _detach(pool, bsm, lvls, ords, bk, g, o)
+                ords[o, O_PX] = px
+                ords[o, O_SZ] = sz
+                _place(pool, bsm, lvls, ords, bk, g, o)
+            elif sz < ords[o, O_SZ]:
+                _reduce(pool, bsm, lvls, ords, bk, o, sz)
+        elif a == ACT_FILL:
+            bk[b, Q_FILL] += 1
+            o, h = _ofind(oh, ords, oid[i], b)
+            if o < 0:
+                bk[b, Q_UNK_F] += 1
+        elif a == ACT_TRADE:
+            bk[b, Q_TRADE] += 1
+        elif a == ACT_CLEAR:
+            bk[b, Q_CLEAR] += 1
+            _clear_book(pool, bsm, lvls, ords, oh, bk, g, b)
+            bk[b, B_COMPLETE] = 1
+        elif a == ACT_NONE:
+            bk[b, Q_NONE] += 1
+        else:
+            bk[b, Q_OTHER] += 1
+        if fl & F_SNAPSHOT:
+            bk[b, B_COMPLETE] = 1
+
+        emit = every
+        if fl & F_LAST:
+            bk[b, Q_GROUPS] += 1
+            nb = bsm[2 * b, S_N]
+            na = bsm[2 * b + 1, S_N]
+            if nb > 0 and na > 0:
+                bid = pool[bsm[2 * b, S_START] + nb - 1, 0]
+                ask = -pool[bsm[2 * b + 1, S_START] + na - 1, 0]
+                if bid > ask:
+                    bk[b, Q_CROSSED] += 1
+                elif bid == ask:
+                    bk[b, Q_LOCKED] += 1
+            if bk[b, B_DIRTY] != 0:
+                bk[b, B_DIRTY] = 0
+                _fill_top(pool, bsm, lvls, b, tmp)
+                changed = False
+                sb = snap[b]
+                for m in range(6 * TOP):
+                    if tmp[m] != sb[m]:
+                        changed = True
+                        break
+                if changed:
+                    sb[:] = tmp
+                    bk[b, Q_TOP_CHANGES] += 1
+                    emit = True
+        if emit:
+            r = g[G_OUTN]
+            g[G_OUTN] = r + 1
+            row = out[r]
+            row[0] = t
+            row[1] = ts_event[i]
+            row[2] = RTYPE_MBP10
+            row[3] = np.int64(pub[i])
+            row[4] = np.int64(inst[i])
+            row[5] = a
+            row[6] = sd
+            row[7] = _depth(pool, bsm, b, s, px)
+            row[8] = px
+            row[9] = np.int64(size[i])
+            row[10] = fl
+            row[11] = np.int64(seq[i])
+            _fill_top(pool, bsm, lvls, b, row[ROW_HDR:])
+    return n, OK
+
+
+@njit(cache=True)
+def rehash_orders(oh, ords):
+    oh[:] = -1
+    mask = oh.shape[0] - 1
+    for o in range(ords.shape[0]):
+        if ords[o, O_BS] >= 0:
+            h = _ohash(ords[o, O_ID], ords[o, O_BS] >> 1, mask)
+            while oh[h] >= 0:
+                h = (h + 1) & mask
+            oh[h] = o
+
+
+@njit(cache=True)
+def rehash_keys(table, keys, nrows):
+    table[:] = -1
+    mask = table.shape[0] - 1
+    for r in range(nrows):
+        h = _mix(keys[r, 0]) & mask
+        while table[h] >= 0:
+            h = (h + 1) & mask
+        table[h] = r
+
+
+@njit(cache=True)
+def compact_pool(pool, new_pool, bsm, nbooks):
+    """Copy every live segment to new_pool back to back; returns the space used."""
+    used = 0
+    for bs in range(2 * nbooks):
+        start = bsm[bs, S_START]
+        for j in range(bsm[bs, S_N]):
+            new_pool[used + j, 0] = pool[start + j, 0]
+            new_pool[used + j, 1] = pool[start + j, 1]
+        bsm[bs, S_START] = used
+        used += bsm[bs, S_CAP]
+    return used

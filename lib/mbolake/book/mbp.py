@@ -1,0 +1,57 @@
+"""Databento ``mbp-10`` output layout: the kernel's int64 rows -> typed columns."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import kernel as K
+
+HEADER = (
+    ("ts_recv", np.uint64), ("ts_event", np.uint64), ("rtype", np.uint8),
+    ("publisher_id", np.uint16), ("instrument_id", np.uint32), ("action", "S1"), ("side", "S1"),
+    ("depth", np.uint8), ("price", np.int64), ("size", np.uint32), ("flags", np.uint8),
+    ("sequence", np.uint32),
+)
+LEVEL_FIELDS = (("bid_px", np.int64), ("ask_px", np.int64), ("bid_sz", np.uint32),
+                ("ask_sz", np.uint32), ("bid_ct", np.uint32), ("ask_ct", np.uint32))
+LEVEL_COLUMNS = tuple((f"{name}_{m:02d}", dt) for name, dt in LEVEL_FIELDS for m in range(K.TOP))
+COLUMNS = HEADER + LEVEL_COLUMNS
+COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
+assert len(COLUMNS) == K.ROW_LEN
+
+
+def rows_to_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
+    """(n, 72) int64 rows in kernel layout -> {column: typed array} in mbp-10 order."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, K.ROW_LEN)
+    cols = {}
+    for j, (name, dt) in enumerate(COLUMNS):
+        col = rows[:, j]
+        if name in ("ts_recv", "ts_event"):
+            cols[name] = col.view(np.uint64).copy()
+        elif name == "depth":
+            cols[name] = np.minimum(col, 255).astype(np.uint8)
+        elif dt == "S1":
+            cols[name] = col.astype(np.uint8).view("S1")
+        else:
+            cols[name] = col.astype(dt)
+    return cols
+
+
+def empty_columns() -> dict[str, np.ndarray]:
+    return rows_to_columns(np.empty((0, K.ROW_LEN), np.int64))
+
+
+def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if not parts:
+        return empty_columns()
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([p[name] for p in parts]) for name in COLUMN_NAMES}
+
+
+def to_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A pandas DataFrame of the rows (action/side as 1-character str)."""
+    df = pd.DataFrame(cols, columns=list(COLUMN_NAMES))
+    for name in ("action", "side"):
+        df[name] = cols[name].astype("U1")
+    return df

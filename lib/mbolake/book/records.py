@@ -1,0 +1,61 @@
+"""MBO input as the kernel's column arrays, from MBO_DTYPE records or a column mapping."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+# field -> dtype the kernel reads (u64 fields are viewed as int64 without copying)
+FIELDS = (
+    ("ts_recv", np.int64), ("ts_event", np.int64), ("publisher_id", np.uint16),
+    ("instrument_id", np.uint32), ("action", np.uint8), ("side", np.uint8), ("price", np.int64),
+    ("size", np.uint32), ("order_id", np.int64), ("flags", np.uint8), ("sequence", np.uint32),
+    ("channel_id", np.uint8),
+)
+FIELD_NAMES = tuple(name for name, _ in FIELDS)
+
+
+def _char_codes(col: np.ndarray) -> np.ndarray:
+    if col.dtype.kind == "S" and col.dtype.itemsize == 1:
+        return col.view(np.uint8)
+    if col.dtype.kind in "SUO":
+        return np.asarray(col, dtype="S1").view(np.uint8)
+    return col.astype(np.uint8, copy=False)
+
+
+def _column(col: np.ndarray, name: str, dtype) -> np.ndarray:
+    if name in ("action", "side"):
+        return _char_codes(col)
+    if dtype is np.int64 and col.dtype == np.uint64:
+        return col.view(np.int64)  # works on strided views of a structured array too
+    return col.astype(dtype, copy=False)
+
+
+def record_columns(records) -> tuple[np.ndarray, ...]:
+    """The 12 kernel input columns, in FIELD_NAMES order, without per-record Python objects.
+
+    ``records`` is an array of ``mbolake.dbn.MBO_DTYPE`` (fields are viewed, not copied), or
+    a pandas DataFrame / mapping of columns (action and side as 1-char str/bytes or ASCII
+    codes; channel_id may be absent and then is 0).
+    """
+    if isinstance(records, np.ndarray) and records.dtype.names:
+        get = records.__getitem__
+        n = len(records)
+        names = records.dtype.names
+    elif isinstance(records, (pd.DataFrame, Mapping)):
+        get = lambda f: np.asarray(records[f])  # noqa: E731
+        names = list(records.keys())
+        n = len(np.asarray(records["ts_recv"]))
+    else:
+        raise TypeError(f"records must be an MBO structured array or a column mapping, got {type(records)!r}")
+    missing = [f for f in FIELD_NAMES if f not in names and f != "channel_id"]
+    if missing:
+        raise ValueError(f"MBO records lack the fields {missing}")
+    cols = []
+    for name, dtype in FIELDS:
+        if name not in names:
+            cols.append(np.zeros(n, dtype))
+        else:
+            cols.append(_column(get(name), name, dtype))
+    return tuple(cols)

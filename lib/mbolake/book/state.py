@@ -1,0 +1,204 @@
+"""The book's arrays: allocation, growth on the kernel's request, bytes round trip, L3 views."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from . import kernel as K
+
+FORMAT = "mbolake.book.state/1"
+
+# quality counter name -> column of the book table
+QUALITY_COLUMNS = {
+    "records": K.Q_RECORDS,
+    "adds": K.Q_ADD,
+    "cancels": K.Q_CANCEL,
+    "modifies": K.Q_MODIFY,
+    "clears": K.Q_CLEAR,
+    "trades": K.Q_TRADE,
+    "fills": K.Q_FILL,
+    "nones": K.Q_NONE,
+    "other_actions": K.Q_OTHER,
+    "event_groups": K.Q_GROUPS,
+    "top10_changes": K.Q_TOP_CHANGES,
+    "crossed_groups": K.Q_CROSSED,
+    "locked_groups": K.Q_LOCKED,
+    "unknown_cancels": K.Q_UNK_C,
+    "unknown_modifies": K.Q_UNK_M,
+    "unknown_fills": K.Q_UNK_F,
+    "negative_size_attempts": K.Q_NEG,
+    "duplicate_adds": K.Q_DUP,
+    "invalid_records": K.Q_INVALID,
+    "seq_decreases": K.Q_SEQ_DEC,
+    "seq_jumps": K.Q_SEQ_JUMP,
+    "ts_recv_non_monotonic": K.Q_TS_BACK,
+    "bad_ts_recv_flags": K.Q_BAD_TS,
+    "maybe_bad_book_flags": K.Q_MAYBE_BAD,
+}
+
+_ARRAYS = ("g", "bk", "bh", "snap", "bsm", "pool", "ords", "oh", "lvls", "chn", "chh")
+
+
+def _free_chain(table: np.ndarray, first: int, next_col: int, owner_col: int) -> None:
+    """Link rows first.. of table into a free list ending at -1 and mark them unowned."""
+    n = table.shape[0]
+    table[first:, owner_col] = -1
+    table[first:, next_col] = np.arange(first + 1, n + 1)
+    table[n - 1, next_col] = -1
+
+
+def _grow_rows(a: np.ndarray, rows: int, fill: int = 0) -> np.ndarray:
+    new = np.full((rows,) + a.shape[1:], fill, dtype=a.dtype)
+    new[: a.shape[0]] = a
+    return new
+
+
+class BookState:
+    """Owner of every array of the L3 book (see ``book.kernel`` for the layout)."""
+
+    def __init__(self, orders: int = 1024, levels: int = 256, books: int = 8, channels: int = 8,
+                 pool: int = 1024, out_rows: int = 1024):
+        self.g = np.zeros(K.G_LEN, np.int64)
+        self.bk = np.zeros((books, K.B_COLS), np.int64)
+        self.bh = np.full(2 * books, -1, np.int64)
+        self.snap = np.zeros((books, 6 * K.TOP), np.int64)
+        self.bsm = np.zeros((2 * books, 4), np.int64)
+        self.pool = np.zeros((pool, 2), np.int64)
+        self.ords = np.zeros((orders, K.O_COLS), np.int64)
+        _free_chain(self.ords, 0, K.O_NEXT, K.O_BS)
+        self.oh = np.full(2 * orders, -1, np.int64)
+        self.lvls = np.zeros((levels, K.L_COLS), np.int64)
+        _free_chain(self.lvls, 0, K.L_NEXT, K.L_BS)
+        self.chn = np.zeros((channels, K.C_COLS), np.int64)
+        self.chh = np.full(2 * channels, -1, np.int64)
+        self.g[K.G_OFREE], self.g[K.G_NOFREE] = 0, orders
+        self.g[K.G_LFREE], self.g[K.G_NLFREE] = 0, levels
+        self.out = np.zeros((out_rows, K.ROW_LEN), np.int64)
+        self.tmp = np.zeros(6 * K.TOP, np.int64)
+
+    def arrays(self) -> tuple:
+        return tuple(getattr(self, name) for name in _ARRAYS)
+
+    # ---- growth (called between kernel runs, never inside) ----
+    def grow(self, status: int) -> None:
+        if status == K.NEED_ORDERS:
+            old = self.ords.shape[0]
+            self.ords = _grow_rows(self.ords, 2 * old)
+            _free_chain(self.ords, old, K.O_NEXT, K.O_BS)
+            self.ords[-1, K.O_NEXT] = self.g[K.G_OFREE]
+            self.g[K.G_OFREE] = old
+            self.g[K.G_NOFREE] += old
+            self.oh = np.full(4 * old, -1, np.int64)
+            K.rehash_orders(self.oh, self.ords)
+        elif status == K.NEED_LEVELS:
+            old = self.lvls.shape[0]
+            self.lvls = _grow_rows(self.lvls, 2 * old)
+            _free_chain(self.lvls, old, K.L_NEXT, K.L_BS)
+            self.lvls[-1, K.L_NEXT] = self.g[K.G_LFREE]
+            self.g[K.G_LFREE] = old
+            self.g[K.G_NLFREE] += old
+        elif status == K.NEED_POOL:
+            nbs = 2 * int(self.g[K.G_NBOOKS])
+            caps = self.bsm[:nbs, K.S_CAP]
+            live = int(caps.sum())
+            size = 2 * live + 2 * int(caps.max(initial=0)) + 4 * K.SEG0 + 1024
+            new = np.zeros((size, 2), np.int64)
+            self.g[K.G_PUSED] = K.compact_pool(self.pool, new, self.bsm, self.g[K.G_NBOOKS])
+            self.pool = new
+        elif status == K.NEED_BOOKS:
+            old = self.bk.shape[0]
+            self.bk = _grow_rows(self.bk, 2 * old)
+            self.snap = _grow_rows(self.snap, 2 * old)
+            self.bsm = _grow_rows(self.bsm, 4 * old)
+            self.bh = np.full(4 * old, -1, np.int64)
+            K.rehash_keys(self.bh, self.bk, self.g[K.G_NBOOKS])
+        elif status == K.NEED_CHANNELS:
+            old = self.chn.shape[0]
+            self.chn = _grow_rows(self.chn, 2 * old)
+            self.chh = np.full(4 * old, -1, np.int64)
+            K.rehash_keys(self.chh, self.chn, self.g[K.G_NCH])
+        elif status == K.NEED_OUT:
+            self.out = _grow_rows(self.out, 2 * self.out.shape[0])
+        else:
+            raise RuntimeError(f"order book kernel returned unknown status {status}")
+
+    # ---- checkpoint ----
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, format=np.array(FORMAT), **{name: getattr(self, name) for name in _ARRAYS})
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "BookState":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if "format" not in z.files or str(z["format"]) != FORMAT:
+                raise ValueError(f"not an order book state (expected format {FORMAT!r})")
+            state = cls.__new__(cls)
+            for name in _ARRAYS:
+                setattr(state, name, np.array(z[name]))
+        state.out = np.zeros((1024, K.ROW_LEN), np.int64)
+        state.tmp = np.zeros(6 * K.TOP, np.int64)
+        return state
+
+    # ---- read-only views (Python, on demand) ----
+    def book_index(self, publisher_id: int, instrument_id: int) -> int:
+        key = (int(publisher_id) << 32) | int(instrument_id)
+        hits = np.flatnonzero(self.bk[: self.g[K.G_NBOOKS], K.B_KEY] == key)
+        return int(hits[0]) if hits.size else -1
+
+    def level_ids(self, book: int, side: int) -> list[int]:
+        """Level ids from best to worst."""
+        bs = 2 * book + side
+        start, n = int(self.bsm[bs, K.S_START]), int(self.bsm[bs, K.S_N])
+        return [int(x) for x in self.pool[start : start + n, 1][::-1]]
+
+    def queue(self, level: int) -> list[int]:
+        slots, o = [], int(self.lvls[level, K.L_HEAD])
+        while o >= 0:
+            slots.append(o)
+            o = int(self.ords[o, K.O_NEXT])
+        return slots
+
+    def check_invariants(self) -> list[str]:
+        """Every structural invariant of the book; returns the violations (empty = sound)."""
+        bad: list[str] = []
+        live = 0
+        for b in range(int(self.g[K.G_NBOOKS])):
+            for side in range(2):
+                bs = 2 * b + side
+                start, n = int(self.bsm[bs, K.S_START]), int(self.bsm[bs, K.S_N])
+                keys = self.pool[start : start + n, 0]
+                if n > self.bsm[bs, K.S_CAP]:
+                    bad.append(f"book {b} side {side}: {n} levels over capacity")
+                if np.any(np.diff(keys) <= 0):
+                    bad.append(f"book {b} side {side}: level keys not strictly sorted")
+                for j, l in enumerate(self.pool[start : start + n, 1]):
+                    px = self.lvls[l, K.L_PX]
+                    if keys[j] != (px if side == 0 else -px) or self.lvls[l, K.L_BS] != bs:
+                        bad.append(f"level {l}: key/price/side mismatch")
+                    q = self.queue(int(l))
+                    sizes = [int(self.ords[o, K.O_SZ]) for o in q]
+                    if not q:
+                        bad.append(f"level {l}: empty level kept")
+                    if any(s <= 0 for s in sizes):
+                        bad.append(f"level {l}: order with size <= 0")
+                    if sum(sizes) != self.lvls[l, K.L_SZ] or len(q) != self.lvls[l, K.L_CT]:
+                        bad.append(f"level {l}: aggregate size/count differ from its orders")
+                    for o in q:
+                        if self.ords[o, K.O_LVL] != l or self.ords[o, K.O_BS] != bs or self.ords[o, K.O_PX] != px:
+                            bad.append(f"order slot {o}: level/side/price mismatch")
+                        found, _ = K._ofind(self.oh, self.ords, self.ords[o, K.O_ID], b)
+                        if found != o:
+                            bad.append(f"order slot {o}: not found through the hash")
+                    live += len(q)
+            if self.bk[b, K.B_NORD] != sum(
+                len(self.queue(l)) for side in range(2) for l in self.level_ids(b, side)
+            ):
+                bad.append(f"book {b}: live order count differs from its queues")
+        used = int(np.count_nonzero(self.ords[:, K.O_BS] >= 0))
+        if used != live or int(np.count_nonzero(self.oh >= 0)) != live:
+            bad.append(f"{used} used order slots / hash entries for {live} queued orders")
+        if self.g[K.G_NOFREE] != self.ords.shape[0] - live:
+            bad.append("order free count is wrong")
+        return bad

@@ -1,0 +1,101 @@
+"""Profiles: where things live (conf/<profile>.yaml, DESIGN.md §3).
+
+The profile comes from the ``profile`` argument, else ``MBOLAKE_PROFILE``, else ``local``.
+Relative paths resolve against the project root (the folder holding ``conf/``), or
+``MBOLAKE_HOME`` when set; ``${VAR}`` placeholders resolve from the environment.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_PROFILE = "local"
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ProfileError(ValueError):
+    pass
+
+
+def project_root() -> Path:
+    home = os.environ.get("MBOLAKE_HOME")
+    if home:
+        return Path(home).resolve()
+    here = Path(__file__).resolve()
+    for parent in [Path.cwd(), *Path.cwd().parents, *here.parents]:
+        if (parent / "conf" / f"{DEFAULT_PROFILE}.yaml").exists():
+            return parent
+    raise ProfileError("cannot find the project root (a folder with conf/local.yaml); set MBOLAKE_HOME")
+
+
+def _expand(value: Any, profile: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, profile) for k, v in value.items()}
+    if isinstance(value, str):
+        def env(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ProfileError(f"profile {profile!r} needs the environment variable {name}")
+            return os.environ[name]
+
+        return _PLACEHOLDER.sub(env, value)
+    return value
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    root: Path
+    settings: dict = field(repr=False)
+
+    def path(self, key: str) -> str:
+        """A location setting as an absolute local path, or unchanged when it is a URI."""
+        value = str(self.settings[key])
+        if "://" in value:
+            return value
+        p = Path(value).expanduser()
+        return str(p if p.is_absolute() else (self.root / p).resolve())
+
+    @property
+    def lake_root(self) -> str:
+        return self.path("lake_root")
+
+    @property
+    def raw_dbn_root(self) -> str:
+        return self.path("raw_dbn_root")
+
+    @property
+    def runs_root(self) -> str:
+        return self.path("runs_root")
+
+    @property
+    def ml_artifacts_root(self) -> str:
+        return self.path("ml_artifacts_root")
+
+    def layer_path(self, layer: str) -> str:
+        return f"{self.lake_root}/{layer}"
+
+    def table_path(self, table: str) -> str:
+        """``bronze.mbo`` -> ``<lake_root>/bronze/mbo``."""
+        layer, name = table.split(".", 1)
+        return f"{self.layer_path(layer)}/{name}"
+
+    @property
+    def spark(self) -> dict:
+        return dict(self.settings.get("spark", {}))
+
+
+def load_profile(name: str | None = None) -> Profile:
+    name = name or os.environ.get("MBOLAKE_PROFILE") or DEFAULT_PROFILE
+    root = project_root()
+    path = root / "conf" / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (root / "conf").glob("*.yaml"))
+        raise ProfileError(f"unknown profile {name!r}: no {path} (known: {', '.join(known)})")
+    settings = yaml.safe_load(path.read_text()) or {}
+    return Profile(name=name, root=root, settings=_expand(settings, name))

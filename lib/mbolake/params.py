@@ -1,0 +1,138 @@
+"""Notebook parameters: one resolve call per notebook.
+
+``params(spec, injected)`` merges, in increasing priority: the declared defaults, the
+values papermill injected (the notebook's globals after the ``parameters`` and
+``injected-parameters`` cells), and Databricks widgets when ``dbutils`` exists. Every
+value is coerced to its declared type and range-checked; the first bad one raises
+``ParameterError`` naming it, before any work starts.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ParameterError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Param:
+    type: type
+    default: Any = None
+    min: Any = None
+    max: Any = None
+    choices: tuple | None = None
+    help: str = ""
+    optional: bool = False  # None allowed
+
+
+def _coerce(name: str, value: Any, p: Param) -> Any:
+    if value is None:
+        if p.optional:
+            return None
+        raise ParameterError(f"parameter {name!r} is required ({p.help or p.type.__name__})")
+    try:
+        if p.type is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return lowered in ("true", "1", "yes")
+            if not isinstance(value, (bool, int)):
+                raise ValueError(value)
+            return bool(value)
+        if p.type is dt.date:
+            if isinstance(value, dt.datetime):
+                return value.date()
+            if isinstance(value, dt.date):
+                return value
+            return dt.date.fromisoformat(str(value).strip())
+        if p.type is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(str(value).strip().replace("_", "")) if isinstance(value, str) else int(value)
+        if p.type is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if p.type is list:
+            if isinstance(value, str):
+                return [v.strip() for v in value.split(",") if v.strip()]
+            return list(value)
+        return p.type(value)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"parameter {name!r}: {value!r} is not a valid {p.type.__name__}" + (f" ({p.help})" if p.help else "")
+        ) from None
+
+
+def _check(name: str, value: Any, p: Param) -> None:
+    if value is None:
+        return
+    if p.choices is not None:
+        items = value if isinstance(value, list) else [value]
+        bad = [v for v in items if v not in p.choices]
+        if bad:
+            raise ParameterError(f"parameter {name!r}: {bad[0]!r} is not one of {list(p.choices)}")
+    if p.min is not None and value < p.min:
+        raise ParameterError(f"parameter {name!r}: {value!r} is below the minimum {p.min!r}")
+    if p.max is not None and value > p.max:
+        raise ParameterError(f"parameter {name!r}: {value!r} is above the maximum {p.max!r}")
+
+
+def _widget_values(names) -> dict:
+    try:
+        import IPython
+
+        shell = IPython.get_ipython()
+        dbutils = shell.user_ns.get("dbutils") if shell is not None else None
+    except ImportError:
+        dbutils = None
+    if dbutils is None:
+        return {}
+    values = {}
+    for name in names:
+        try:
+            values[name] = dbutils.widgets.get(name)
+        except Exception:  # widget not defined for this job: keep the other sources
+            continue
+    return values
+
+
+class Resolved(dict):
+    """The resolved parameters; also readable as attributes (``p.sessions``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def _repr_markdown_(self) -> str:
+        rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in self.items())
+        return f"| parameter | value |\n|---|---|\n{rows}"
+
+
+def params(spec: Mapping[str, Param], injected: Mapping[str, Any] | None = None, **overrides: Any) -> Resolved:
+    """Resolve and validate notebook parameters.
+
+    ``injected`` is usually ``globals()`` of the notebook; only names in ``spec`` are read.
+    Unknown names in ``overrides`` are an error (a typo must not silently use a default).
+    """
+    unknown = [k for k in overrides if k not in spec]
+    if unknown:
+        raise ParameterError(f"unknown parameter {unknown[0]!r}; known: {', '.join(spec)}")
+    merged = {name: p.default for name, p in spec.items()}
+    if injected:
+        merged.update({k: v for k, v in injected.items() if k in spec})
+    merged.update(_widget_values(spec))
+    merged.update(overrides)
+    resolved = Resolved()
+    for name, p in spec.items():
+        value = _coerce(name, merged[name], p)
+        _check(name, value, p)
+        resolved[name] = value
+    return resolved

@@ -1,0 +1,144 @@
+"""The data contract in code: every table's schema, declared once (DATA_CONTRACT.md).
+
+``check_schema`` is called before every write and fails naming the missing, extra or
+wrongly typed column. ``render_markdown`` prints the contract for the README.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # "<layer>.<table>"
+    schema: pa.Schema
+    partition_by: tuple[str, ...] = ()
+    description: str = ""
+
+
+BRONZE_MBO = Table(
+    "bronze.mbo",
+    pa.schema(
+        [
+            ("ts_recv", pa.int64()),
+            ("ts_event", pa.int64()),
+            ("ts_in_delta", pa.int32()),
+            ("rtype", pa.int32()),
+            ("publisher_id", pa.int32()),
+            ("instrument_id", pa.int32()),
+            ("channel_id", pa.int32()),
+            ("action", pa.string()),
+            ("side", pa.string()),
+            ("price", pa.int64()),
+            ("size", pa.int64()),
+            # Databento order ids are u64; stored in a signed long with the same 64 bits
+            # (values >= 2**63 read back negative; mbolake.bronze.order_id_unsigned undoes it).
+            ("order_id", pa.int64()),
+            ("flags", pa.int32()),
+            ("sequence", pa.int64()),
+            ("record_index", pa.int64()),
+            ("venue", pa.string()),
+            ("symbol", pa.string()),
+            ("instrument_type", pa.string()),
+            ("underlier", pa.string()),
+            ("contract_id", pa.string()),
+            ("session_date", pa.date32()),
+            ("ingest_time", pa.int64()),
+            ("source_file", pa.string()),
+            ("ingest_batch_id", pa.string()),
+        ]
+    ),
+    partition_by=("session_date", "underlier", "instrument_type"),
+    description="raw MBO events, nothing derived; append-only",
+)
+
+INGEST_MANIFEST = Table(
+    "bronze.ingest_manifest",
+    pa.schema(
+        [
+            ("path", pa.string()),
+            ("sha256", pa.string()),
+            ("bytes", pa.int64()),
+            ("dbn_version", pa.int32()),
+            ("dataset", pa.string()),
+            ("schema", pa.string()),
+            ("start", pa.int64()),
+            ("end", pa.int64()),
+            ("underlier", pa.string()),
+            ("instrument_type", pa.string()),
+            ("session_dates", pa.list_(pa.date32())),
+            ("record_count", pa.int64()),
+            ("ingest_batch_id", pa.string()),
+            ("status", pa.string()),  # ingested | skipped_duplicate | quarantined
+            ("reason", pa.string()),
+            ("started_at", pa.int64()),
+            ("finished_at", pa.int64()),
+        ]
+    ),
+    description="one row per landed file and attempt",
+)
+
+QUARANTINE = Table(
+    "bronze.quarantine",
+    pa.schema(
+        [
+            ("source_file", pa.string()),
+            ("reason", pa.string()),
+            ("detail", pa.string()),
+            ("ingest_batch_id", pa.string()),
+            ("time", pa.int64()),
+        ]
+    ),
+    description="rejected files and records with their reason",
+)
+
+TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE)}
+
+
+class SchemaMismatch(ValueError):
+    pass
+
+
+def check_schema(table: Table, actual: pa.Schema) -> None:
+    """Fail naming the column when ``actual`` differs from the contract."""
+    expected = {f.name: f.type for f in table.schema}
+    # A dictionary-encoded column has its value type as logical type (Parquet stores it so).
+    got = {f.name: f.type.value_type if pa.types.is_dictionary(f.type) else f.type for f in actual}
+    missing = [c for c in expected if c not in got]
+    extra = [c for c in got if c not in expected]
+    wrong = [f"{c} is {got[c]}, expected {expected[c]}" for c in expected if c in got and got[c] != expected[c]]
+    problems = []
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}")
+    if extra:
+        problems.append(f"extra column(s) {', '.join(extra)}")
+    if wrong:
+        problems.append("; ".join(wrong))
+    if problems:
+        raise SchemaMismatch(f"{table.name}: " + "; ".join(problems))
+
+
+def spark_schema(table: Table):
+    """The contract as a Spark StructType (via Arrow's type mapping)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(table.schema)
+
+
+def check_spark_schema(table: Table, df) -> None:
+    """Check a Spark DataFrame against the contract before it is written."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    check_schema(table, to_arrow_schema(df.schema))
+
+
+def render_markdown() -> str:
+    lines = []
+    for table in TABLES.values():
+        part = f" — partitioned by {', '.join(table.partition_by)}" if table.partition_by else ""
+        lines += [f"### `{table.name}`{part}", "", table.description, "", "| column | type |", "|---|---|"]
+        lines += [f"| {f.name} | {f.type} |" for f in table.schema]
+        lines.append("")
+    return "\n".join(lines)
