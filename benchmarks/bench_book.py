@@ -4,7 +4,7 @@
 
 Input: a synthetic but valid MBO stream (``mbolake.synth`` when it exists, else the
 generator below): adds / cancels / partial cancels / modifies / trade groups (T, F, C)
-around a random-walking mid, with tens of thousands of live orders, hundreds of price
+on both sides of a mid, with tens of thousands of live orders, hundreds of price
 levels per side and multi-record event groups. The stream is built before timing; the
 timed part is ``OrderBook.apply`` only (book updates, quality counters, top-10 change
 detection and MBP-10 rows at F_LAST), after a warm-up run that compiles the kernel.
@@ -40,8 +40,6 @@ def _generate(n, n_instr, target_live, seed, action, side, price, size, oid, fla
     i = 0
     while i < n:
         k = np.random.randint(0, n_instr)
-        if np.random.random() < 0.002:
-            mid[k] += 1 if np.random.random() < 0.5 else -1
         m = nlive[k]
         u = np.random.random()
         p_add = 0.42 + (0.3 if m < target_live else -0.1)
@@ -81,8 +79,10 @@ def _generate(n, n_instr, target_live, seed, action, side, price, size, oid, fla
             action[i] = 67
         elif u < 0.95:  # modify: price move, size up or size down
             r = np.random.random()
-            if r < 0.5:
-                live_px[k, j] += 1 if (s == 1) == (np.random.random() < 0.5) else -1
+            if r < 0.5:  # one tick, staying on its own side of the mid (no crossed book)
+                step = 1 if np.random.random() < 0.5 else -1
+                if (s == 0 and live_px[k, j] + step <= mid[k]) or (s == 1 and live_px[k, j] + step > mid[k]):
+                    live_px[k, j] += step
             elif r < 0.75:
                 live_sz[k, j] += 1 + np.random.randint(0, 5)
             elif live_sz[k, j] > 1:

@@ -66,7 +66,7 @@ C_COLS = 4
 (G_NBOOKS, G_NCH, G_OFREE, G_NOFREE, G_LFREE, G_NLFREE, G_PUSED, G_OUTN, G_LAST_TS,
  G_HAVE_TS) = range(10)
 G_LEN = 16
-# output row: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
+# output rows, column-major out[column, row]: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
 ROW_HDR = 12
 ROW_LEN = ROW_HDR + 6 * TOP
 
@@ -380,7 +380,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             return i, NEED_ORDERS
         if g[G_NLFREE] < 2:
             return i, NEED_LEVELS
-        if g[G_OUTN] >= out.shape[0]:
+        if g[G_OUTN] >= out.shape[1]:
             return i, NEED_OUT
         a = np.int64(action[i])
         fl = np.int64(flags[i])
@@ -540,20 +540,25 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
         if emit:
             r = g[G_OUTN]
             g[G_OUTN] = r + 1
-            row = out[r]
-            row[0] = t
-            row[1] = ts_event[i]
-            row[2] = RTYPE_MBP10
-            row[3] = np.int64(pub[i])
-            row[4] = np.int64(inst[i])
-            row[5] = a
-            row[6] = sd
-            row[7] = _depth(pool, bsm, b, s, px)
-            row[8] = px
-            row[9] = np.int64(size[i])
-            row[10] = fl
-            row[11] = np.int64(seq[i])
-            _fill_top(pool, bsm, lvls, b, row[ROW_HDR:])
+            out[0, r] = t
+            out[1, r] = ts_event[i]
+            out[2, r] = RTYPE_MBP10
+            out[3, r] = np.int64(pub[i])
+            out[4, r] = np.int64(inst[i])
+            out[5, r] = a
+            out[6, r] = sd
+            out[7, r] = _depth(pool, bsm, b, s, px)
+            out[8, r] = px
+            out[9, r] = np.int64(size[i])
+            out[10, r] = fl
+            out[11, r] = np.int64(seq[i])
+            if bk[b, B_DIRTY] == 0 and (fl & F_LAST):
+                for m in range(6 * TOP):  # the top 10 just compared (or unchanged) is snap
+                    out[ROW_HDR + m, r] = snap[b, m]
+            else:
+                _fill_top(pool, bsm, lvls, b, tmp)
+                for m in range(6 * TOP):
+                    out[ROW_HDR + m, r] = tmp[m]
     return n, OK
 
 

@@ -20,12 +20,12 @@ COLUMN_NAMES = tuple(name for name, _ in COLUMNS)
 assert len(COLUMNS) == K.ROW_LEN
 
 
-def rows_to_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
-    """(n, 72) int64 rows in kernel layout -> {column: typed array} in mbp-10 order."""
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1, K.ROW_LEN)
+def rows_to_columns(table: np.ndarray) -> dict[str, np.ndarray]:
+    """(72, n) int64 column-major rows in kernel layout -> {column: typed array} (mbp-10 order)."""
+    table = np.asarray(table, dtype=np.int64).reshape(K.ROW_LEN, -1)
     cols = {}
     for j, (name, dt) in enumerate(COLUMNS):
-        col = rows[:, j]
+        col = table[j]
         if name in ("ts_recv", "ts_event"):
             cols[name] = col.view(np.uint64).copy()
         elif name == "depth":
@@ -38,7 +38,7 @@ def rows_to_columns(rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def empty_columns() -> dict[str, np.ndarray]:
-    return rows_to_columns(np.empty((0, K.ROW_LEN), np.int64))
+    return rows_to_columns(np.empty((K.ROW_LEN, 0), np.int64))
 
 
 def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

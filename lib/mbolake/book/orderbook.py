@@ -60,7 +60,7 @@ class OrderBook:
             nrows = int(st.g[K.G_OUTN])
             st.g[K.G_OUTN] = 0
             if nrows:
-                parts.append(rows_to_columns(st.out[:nrows]))
+                parts.append(rows_to_columns(st.out[:, :nrows]))
         return concat_columns(parts)
 
     # ---- checkpoint ----

@@ -69,7 +69,7 @@ class ReferenceBook:
             row = self._apply_one(*rec)
             if row is not None and (every_record or row[1]):
                 rows.append(row[0])
-        return rows_to_columns(np.array(rows, dtype=np.int64).reshape(len(rows), -1))
+        return rows_to_columns(np.array(rows, dtype=np.int64).reshape(len(rows), -1).T)
 
     def _apply_one(self, ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan):
         book = self.books.setdefault((pub, inst), _Book())

@@ -74,7 +74,7 @@ class BookState:
         self.chh = np.full(2 * channels, -1, np.int64)
         self.g[K.G_OFREE], self.g[K.G_NOFREE] = 0, orders
         self.g[K.G_LFREE], self.g[K.G_NLFREE] = 0, levels
-        self.out = np.zeros((out_rows, K.ROW_LEN), np.int64)
+        self.out = np.zeros((K.ROW_LEN, out_rows), np.int64)  # column-major rows
         self.tmp = np.zeros(6 * K.TOP, np.int64)
 
     def arrays(self) -> tuple:
@@ -119,7 +119,9 @@ class BookState:
             self.chh = np.full(4 * old, -1, np.int64)
             K.rehash_keys(self.chh, self.chn, self.g[K.G_NCH])
         elif status == K.NEED_OUT:
-            self.out = _grow_rows(self.out, 2 * self.out.shape[0])
+            new = np.zeros((K.ROW_LEN, 2 * self.out.shape[1]), np.int64)
+            new[:, : self.out.shape[1]] = self.out
+            self.out = new
         else:
             raise RuntimeError(f"order book kernel returned unknown status {status}")
 
@@ -137,7 +139,7 @@ class BookState:
             state = cls.__new__(cls)
             for name in _ARRAYS:
                 setattr(state, name, np.array(z[name]))
-        state.out = np.zeros((1024, K.ROW_LEN), np.int64)
+        state.out = np.zeros((K.ROW_LEN, 1024), np.int64)
         state.tmp = np.zeros(6 * K.TOP, np.int64)
         return state
 

@@ -1,0 +1,41 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both create .venv if missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mbolake-installed
+
+.PHONY: setup demo test test-fast bench lab mlflow-ui clean-lake strip-notebooks
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name mbolake --display-name "mbolake (.venv)" >/dev/null
+	$(VENV)/bin/mbolake warm    # resolves Delta Lake from Maven Central once (cached in ~/.cache/mbolake/ivy)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mbolake demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not spark and not notebooks"
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+mlflow-ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns.db --default-artifact-root ./mlartifacts --host 127.0.0.1
+
+strip-notebooks: $(STAMP)
+	$(PY) -m mbolake.notebook_tools strip notebooks
+
+clean-lake:
+	rm -rf lake runs spark-warehouse

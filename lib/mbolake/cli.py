@@ -1,0 +1,68 @@
+"""``mbolake`` command line: run notebooks, run the demo, warm the Spark set-up."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_value(text: str):
+    """``-p name=value`` values: int, float, true/false, none, else the string itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_parameters(items: list[str]) -> dict:
+    params = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"mbolake: bad parameter {item!r}; use -p name=value")
+        params[name.strip()] = parse_value(value)
+    return params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mbolake", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute notebooks in order with papermill into runs/<run_id>/")
+    run.add_argument("notebooks", nargs="+", help="notebook paths under notebooks/ or stage folders (e.g. 10_bronze)")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="parameter for every notebook")
+    run.add_argument("--run-id", default=None, help="output folder name under runs/ (default: UTC timestamp)")
+    run.add_argument("--profile", default=None, help="conf/<profile>.yaml (default: MBOLAKE_PROFILE or local)")
+
+    demo = sub.add_parser("demo", help="generate the sample if missing, then run every stage that exists")
+    demo.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    demo.add_argument("--run-id", default=None)
+    demo.add_argument("--profile", default=None)
+
+    sub.add_parser("warm", help="resolve the Delta Lake jars from Maven Central once and check Spark starts")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "warm":
+        from .spark import get_spark
+
+        spark = get_spark()
+        print(f"Spark {spark.version} with Delta Lake is ready")
+        return 0
+    from .orchestrator import DEMO_PIPELINE, main_run
+
+    params = parse_parameters(args.param)
+    names = DEMO_PIPELINE if args.command == "demo" else args.notebooks
+    return main_run(names, params, args.run_id, args.profile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
