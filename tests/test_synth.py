@@ -239,7 +239,7 @@ def test_start_is_clear_then_snapshot(session):
         assert (body["flags"][:-1] & dbn.F_LAST == 0).all() and body["flags"][-1] & dbn.F_LAST
         for side in (b"B", b"A"):
             s = body[body["side"] == side]
-            levels, sizes = np.unique(s["price"], return_counts=False), None
+            levels = np.unique(s["price"])
             assert len(levels) >= 10
             per_level = {p: int(s["size"][s["price"] == p].sum()) for p in levels}
             assert all(10 <= q <= 67 for q in per_level.values())

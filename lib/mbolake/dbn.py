@@ -99,8 +99,11 @@ class DbnHeader:
                 return interval.raw_symbol
         intervals = self.instruments.get(instrument_id)
         # Outside every interval (e.g. a record stamped just past the file's end date):
-        # the nearest interval's symbol is the one the venue used.
-        return intervals[-1].raw_symbol if intervals else None
+        # the nearest interval's symbol is the one the venue used (intervals are sorted).
+        if not intervals:
+            return None
+        earlier = [iv for iv in intervals if iv.start_date <= on_date]
+        return (earlier[-1] if earlier else intervals[0]).raw_symbol
 
 
 class _ZstdReader:

@@ -30,6 +30,8 @@ class Param:
 
 
 def _coerce(name: str, value: Any, p: Param) -> Any:
+    if p.optional and isinstance(value, str) and not value.strip():
+        value = None  # a blank widget / ``-p name=`` means "not set" for an optional parameter
     if value is None:
         if p.optional:
             return None

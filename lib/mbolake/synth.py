@@ -38,7 +38,7 @@ partial_cancel_prob    0.15            probability that a cancel is partial
 order_size_p           0.55            geometric p of limit order size (mean 1/p)
 big_order_prob         0.04            probability of an extra 5-50 lot on an add
 trade_size_p           0.35            geometric p of marketable order size
-volatility             0.25            reference-path volatility, ticks per sqrt(s)
+volatility             0.4             reference-path volatility, ticks per sqrt(s)
 follow                 0.35            how hard the book is driven toward the path
 level_cap              90              adds avoid levels holding more than this
 snapshot_levels        12              levels per side in the start-of-day snapshot
@@ -86,7 +86,7 @@ class SynthParams:
     order_size_p: float = 0.55
     big_order_prob: float = 0.04
     trade_size_p: float = 0.35
-    volatility: float = 0.25
+    volatility: float = 0.4
     follow: float = 0.35
     level_cap: int = 90
     snapshot_levels: int = 12
@@ -307,7 +307,7 @@ def _simulate(ip, fp, target, rate, init_level):
     follow = fp[_FP_FOLLOW]
     lat_mean = fp[_FP_LAT]
 
-    out = np.zeros((cap, 8), dtype=np.int64)
+    out = np.empty((cap, 8), dtype=np.int64)
     maxo = cap + 2 * snap_levels * 64 + 16
     head = np.full((2, nlev), -1, dtype=np.int64)
     tail = np.full((2, nlev), -1, dtype=np.int64)
@@ -496,6 +496,11 @@ def _simulate(ip, fp, target, rate, init_level):
             L = touch - kk if s == 0 else touch + kk
             if L < 0 or L >= nlev or cnt[s, L] == 0:
                 L = touch
+            if kk == 0 and qty[s, L] < 10 and not (ev == 1 and apr >= 1.0) and np.random.random() < 0.7:
+                # leave a thin touch alone: cancel one level behind it when there is one
+                L2 = L - 1 if s == 0 else L + 1
+                if 0 <= L2 < nlev and cnt[s, L2] > 0:
+                    L = L2
             o = _pick(s, L, tail, cnt, o_prev)
             osz = o_size[o]
             if ev == 1:
@@ -562,6 +567,11 @@ def _simulate(ip, fp, target, rate, init_level):
                 kk = np.int64(np.random.exponential(3.0))
                 if kk > 14:
                     kk = 14
+                # replenish a thin touch level first
+                if s == 0 and bid_ok and qty[0, bb] < 10 and np.random.random() < 0.6:
+                    kk = 0
+                if s == 1 and ask_ok and qty[1, ba] < 10 and np.random.random() < 0.6:
+                    kk = 0
                 if s == 0:
                     ref = bb if bid_ok else (ba - 1 if ask_ok else np.int64(tgt))
                     L = ref - kk
@@ -599,6 +609,82 @@ def _simulate(ip, fp, target, rate, init_level):
     return out, k
 
 
+
+@numba.njit(cache=True, inline="always")
+def _put(buf, off, v, nbytes):
+    for b in range(nbytes):
+        buf[off + b] = (v >> (8 * b)) & 0xFF
+
+
+@numba.njit(cache=True)
+def _assemble(out0, out1, out2, bases, iids, seq0, seed, undef_price):
+    """Merge the three instruments' outputs by ts_recv (ties: instrument order, as a
+    stable sort), renumber order ids in order of appearance of their adds, assign
+    packet sequence numbers, and encode DBN MBO records (56 bytes each)."""
+    np.random.seed(seed)
+    n0, n1, n2 = out0.shape[0], out1.shape[0], out2.shape[0]
+    n = n0 + n1 + n2
+    buf = np.zeros(n * 56, dtype=np.uint8)
+    maps0 = np.zeros(n0 + 1, dtype=np.int64)
+    maps1 = np.zeros(n1 + 1, dtype=np.int64)
+    maps2 = np.zeros(n2 + 1, dtype=np.int64)
+    i0 = 0
+    i1 = 0
+    i2 = 0
+    big = np.int64(2**62)
+    next_id = 0
+    seq = seq0
+    prev_last = False
+    for r in range(n):
+        t0 = out0[i0, 1] if i0 < n0 else big
+        t1 = out1[i1, 1] if i1 < n1 else big
+        t2 = out2[i2, 1] if i2 < n2 else big
+        if t0 <= t1 and t0 <= t2:
+            j = 0
+            row = out0[i0]
+            i0 += 1
+            mp = maps0
+        elif t1 <= t2:
+            j = 1
+            row = out1[i1]
+            i1 += 1
+            mp = maps1
+        else:
+            j = 2
+            row = out2[i2]
+            i2 += 1
+            mp = maps2
+        act = row[2]
+        if act == _A:
+            mp[row[6]] = ORDER_ID_BASE + next_id * 7 + 3
+            next_id += 1
+        if act == _T or act == _R:
+            oid = 0
+        else:
+            oid = mp[row[6]]
+        price = undef_price if act == _R else (row[4] + bases[j]) * TICK
+        if prev_last:
+            seq += 1
+        prev_last = (row[7] & 0x80) != 0
+        off = r * 56
+        buf[off] = 14
+        buf[off + 1] = 0xA0
+        _put(buf, off + 2, PUBLISHER_ID, 2)
+        _put(buf, off + 4, iids[j], 4)
+        _put(buf, off + 8, row[0], 8)
+        _put(buf, off + 16, oid, 8)
+        _put(buf, off + 24, price, 8)
+        _put(buf, off + 32, row[5], 4)
+        buf[off + 36] = row[7]
+        buf[off + 37] = 0
+        buf[off + 38] = act
+        buf[off + 39] = row[3]
+        _put(buf, off + 40, row[1], 8)
+        _put(buf, off + 48, np.random.randint(4_000, 26_000), 4)
+        _put(buf, off + 52, seq, 4)
+    return buf
+
+
 # ---------------------------------------------------------------- reference paths
 
 
@@ -632,7 +718,7 @@ def _front_target(rng: np.random.Generator, times: dict[str, int], vol: float) -
     level = p0
     cur = p0
     for i in range(i_open):
-        cur += steps[i] + 0.0004 * (level - cur)
+        cur += steps[i] + 0.0002 * (level - cur)
         x[i] = cur
     # opening range: more volatile
     steps = rng.normal(0.0, vol * 2.2, i_or - i_open) + rng.choice([-1.0, 1.0]) * 0.01
@@ -689,6 +775,10 @@ def _rate_profile(times: dict[str, int], nsec: int) -> np.ndarray:
 
 
 _REC_PER_EVENT = 1.47
+# measured records/intensity with _REC_PER_EVENT alone (fewer follow trades per record at
+# higher intensity); the event rate is divided by it so the total lands near intensity
+_CAL_LOG10 = np.array([4.0, 4.78, 5.6, 6.0, 6.48])
+_CAL_RATIO = np.array([1.0755, 0.9907, 0.914, 0.897, 0.8866])
 
 
 def _params_arrays(p: SynthParams, seed: int, times: dict[str, int], snap_recv: int, cap: int, thin: bool):
@@ -748,11 +838,12 @@ def generate_session_records(session_date: dt.date, params: SynthParams) -> tupl
     shape = _rate_profile(times, nsec)
     shape_sum = shape.sum()
 
+    calib = float(np.interp(np.log10(params.intensity), _CAL_LOG10, _CAL_RATIO))
     seeds = rng.integers(1, 2**31 - 1, size=3)
     parts = []
     for j in range(3):
         n_rec = params.intensity * shares[j]
-        rate = shape * (n_rec / _REC_PER_EVENT / shape_sum)
+        rate = shape * (n_rec / _REC_PER_EVENT / calib / shape_sum)
         cap = int(n_rec * 1.6) + 4 * 512 + 4 * params.snapshot_levels * 64 + 64
         base = int(round(targets[j][0])) - NLEV // 2
         tgt = targets[j] - base
@@ -762,52 +853,14 @@ def generate_session_records(session_date: dt.date, params: SynthParams) -> tupl
         out, k = _simulate(ip, fp, tgt, rate, init_level)
         parts.append((out[:k], base, ids[j], j))
 
-    n = sum(len(p[0]) for p in parts)
-    rec = np.zeros(n, dtype=dbn.MBO_DTYPE)
-    key = np.empty(n, dtype=np.int64)
-    pos = 0
-    for out, base, iid, j in parts:
-        m = len(out)
-        sl = slice(pos, pos + m)
-        rec["ts_event"][sl] = out[:, 0]
-        rec["ts_recv"][sl] = out[:, 1]
-        rec["action"][sl] = out[:, 2].astype(np.uint8).view("S1")
-        rec["side"][sl] = out[:, 3].astype(np.uint8).view("S1")
-        price = (out[:, 4] + base) * TICK
-        price[out[:, 2] == _R] = dbn.UNDEF_PRICE
-        rec["price"][sl] = price
-        rec["size"][sl] = out[:, 5]
-        rec["flags"][sl] = out[:, 7]
-        rec["instrument_id"][sl] = iid
-        oid = out[:, 6].copy()
-        has = (out[:, 2] != _T) & (out[:, 2] != _R)
-        oid[has] += (j + 1) << 40  # unique across instruments until remapped below
-        oid[~has] = 0
-        key[sl] = oid
-        pos += m
-    order = np.argsort(rec["ts_recv"], kind="stable")
-    rec = rec[order]
-    key = key[order]
-    # order ids: increasing in the order the adds appear in the file
-    is_add = rec["action"] == b"A"
-    add_keys = key[is_add]
-    sorter = np.argsort(add_keys, kind="stable")
-    nz = key != 0
-    rank = sorter[np.searchsorted(add_keys, key[nz], sorter=sorter)]
-    new_ids = np.zeros(n, dtype=np.uint64)
-    new_ids[nz] = ORDER_ID_BASE + rank.astype(np.uint64) * 7 + 3
-    rec["order_id"] = new_ids
-    # sequence: one per event (packet); records of an event share it
-    last = (rec["flags"] & dbn.F_LAST) != 0
-    starts = np.zeros(n, dtype=np.int64)
-    starts[1:] = last[:-1]
     seq0 = int(rng.integers(1_000_000, 50_000_000))
-    rec["sequence"] = (seq0 + np.cumsum(starts)).astype(np.uint32)
-    rec["ts_in_delta"] = rng.integers(4_000, 26_000, size=n, dtype=np.int32)
-    rec["length"] = dbn.MBO_RECORD_BYTES // 4
-    rec["rtype"] = dbn.RTYPE_MBO
-    rec["publisher_id"] = PUBLISHER_ID
-    rec["channel_id"] = 0
+    buf = _assemble(
+        parts[0][0], parts[1][0], parts[2][0],
+        np.array([p[1] for p in parts], dtype=np.int64),
+        np.array([p[2] for p in parts], dtype=np.int64),
+        seq0, int(rng.integers(1, 2**31 - 1)), int(dbn.UNDEF_PRICE),
+    )
+    rec = buf.view(dbn.MBO_DTYPE)
     d1 = session_date + dt.timedelta(days=1)
     symbol_intervals = {sym: [(session_date, d1, iid)] for sym, iid in zip(syms, ids)}
     return rec, symbol_intervals

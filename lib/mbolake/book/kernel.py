@@ -73,18 +73,18 @@ ROW_LEN = ROW_HDR + 6 * TOP
 OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT = range(7)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _mix(x):
     x = x * -7046029254386353131  # 0x9E3779B97F4A7C15, wraps
     return x ^ (x >> 31)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _ohash(oid, book, mask):
     return _mix(oid ^ (book * 7146012727573221401)) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _ofind(oh, ords, oid, book):
     """(slot, hash position): slot -1 and the empty position when absent."""
     mask = oh.shape[0] - 1
@@ -98,7 +98,7 @@ def _ofind(oh, ords, oid, book):
         h = (h + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _odel(oh, ords, h):
     """Delete hash position h with backward shift (no tombstones)."""
     mask = oh.shape[0] - 1
@@ -116,7 +116,7 @@ def _odel(oh, ords, h):
     oh[i] = -1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _kfind(table, keys, key):
     """Generic hash lookup key -> row (book and channel tables): (row or -1, position)."""
     mask = table.shape[0] - 1
@@ -130,7 +130,7 @@ def _kfind(table, keys, key):
         h = (h + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _seek(pool, start, n, k):
     """Index (relative to start) of the last key <= k in the sorted segment, or -1."""
     j = n - 1
@@ -152,19 +152,19 @@ def _seek(pool, start, n, k):
     return lo - 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _key(side, price):
     return price if side == 0 else -price
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False)
 def _touch(pool, bsm, bk, bs, k):
     n = bsm[bs, S_N]
     if n < TOP or k >= pool[bsm[bs, S_START] + n - TOP, 0]:
         bk[bs >> 1, B_DIRTY] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _level_for(pool, bsm, lvls, g, bs, price):
     """Level id at price on book-side bs, inserted (empty) if absent."""
     k = _key(bs & 1, price)
@@ -194,7 +194,7 @@ def _level_for(pool, bsm, lvls, g, bs, price):
     return l
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _level_drop(pool, bsm, lvls, g, l):
     bs = lvls[l, L_BS]
     k = _key(bs & 1, lvls[l, L_PX])
@@ -211,7 +211,7 @@ def _level_drop(pool, bsm, lvls, g, l):
     g[G_NLFREE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _place(pool, bsm, lvls, ords, bk, g, o):
     """Queue order o (its price/size/book-side set) at the back of its price level."""
     bs = ords[o, O_BS]
@@ -231,7 +231,7 @@ def _place(pool, bsm, lvls, ords, bk, g, o):
     lvls[l, L_CT] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _detach(pool, bsm, lvls, ords, bk, g, o):
     """Take order o out of its queue (dropping an emptied level); the slot stays."""
     bs = ords[o, O_BS]
@@ -253,7 +253,7 @@ def _detach(pool, bsm, lvls, ords, bk, g, o):
         _level_drop(pool, bsm, lvls, g, l)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _reduce(pool, bsm, lvls, ords, bk, o, new_size):
     """Size decrease in place (keeps queue priority)."""
     bs = ords[o, O_BS]
@@ -262,7 +262,7 @@ def _reduce(pool, bsm, lvls, ords, bk, o, new_size):
     ords[o, O_SZ] = new_size
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _alloc_order(ords, g):
     o = g[G_OFREE]
     g[G_OFREE] = ords[o, O_NEXT]
@@ -270,7 +270,7 @@ def _alloc_order(ords, g):
     return o
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _free_order(oh, ords, bk, g, o, h):
     _odel(oh, ords, h)
     bk[ords[o, O_BS] >> 1, B_NORD] -= 1
@@ -280,7 +280,7 @@ def _free_order(oh, ords, bk, g, o, h):
     g[G_NOFREE] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
     for side in range(2):
         bs = 2 * b + side
@@ -301,7 +301,7 @@ def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
     bk[b, B_DIRTY] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fill_top(pool, bsm, lvls, b, row):
     """row[0:60] = bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 levels each)."""
     for side in range(2):
@@ -320,7 +320,7 @@ def _fill_top(pool, bsm, lvls, b, row):
                 row[4 * TOP + side * TOP + m] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _depth(pool, bsm, b, side, price):
     """Number of levels strictly better than price on that side (after the change)."""
     if side < 0 or price == UNDEF:
@@ -330,7 +330,7 @@ def _depth(pool, bsm, b, side, price):
     return n - 1 - _seek(pool, bsm[bs, S_START], n, _key(side, price))
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _relocate(pool, bsm, g, bs):
     """Move a full segment to the pool's end with twice the capacity (caller checked room)."""
     start = bsm[bs, S_START]
@@ -344,7 +344,7 @@ def _relocate(pool, bsm, g, bs):
     g[G_PUSED] = new + 2 * cap
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan,
                   start, every, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh, out, tmp):
     """Apply records[start:]; returns (next record, status). status OK means all applied."""
@@ -365,7 +365,8 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 b = g[G_NBOOKS]
                 g[G_NBOOKS] = b + 1
                 bh[h] = b
-                bk[b, :] = 0
+                for m in range(B_COLS):
+                    bk[b, m] = 0
                 bk[b, B_KEY] = key
                 bk[b, B_PUB] = np.int64(pub[i])
                 bk[b, B_INST] = np.int64(inst[i])
@@ -534,7 +535,8 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                         changed = True
                         break
                 if changed:
-                    sb[:] = tmp
+                    for m in range(6 * TOP):
+                        sb[m] = tmp[m]
                     bk[b, Q_TOP_CHANGES] += 1
                     emit = True
         if emit:
@@ -562,7 +564,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
     return n, OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rehash_orders(oh, ords):
     oh[:] = -1
     mask = oh.shape[0] - 1
@@ -574,7 +576,7 @@ def rehash_orders(oh, ords):
             oh[h] = o
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def rehash_keys(table, keys, nrows):
     table[:] = -1
     mask = table.shape[0] - 1
@@ -585,7 +587,7 @@ def rehash_keys(table, keys, nrows):
         table[h] = r
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def compact_pool(pool, new_pool, bsm, nbooks):
     """Copy every live segment to new_pool back to back; returns the space used."""
     used = 0

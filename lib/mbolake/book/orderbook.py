@@ -9,7 +9,7 @@ from .mbp import concat_columns, rows_to_columns
 from .records import record_columns
 from .state import QUALITY_COLUMNS, BookState
 
-CHUNK = 1 << 20  # records per kernel run: bounds the int64 row buffer
+CHUNK = 1 << 18  # records per kernel run: bounds the int64 row buffer (<= 150 MB)
 U64 = (1 << 64) - 1
 
 

@@ -1,0 +1,56 @@
+"""Shared test fixtures: Databento's real files, a throwaway project root, one Spark session."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO.parent / "shared" / "fixtures" / "dbn"
+
+
+@pytest.fixture(scope="session")
+def dbn_fixtures() -> Path:
+    if not FIXTURES.is_dir():
+        pytest.skip(f"Databento's real test files are not here ({FIXTURES}); they live outside the project")
+    return FIXTURES
+
+
+def make_project(root: Path) -> Path:
+    """A project root of its own (conf/ + a link to the real notebooks) for one test's lake."""
+    (root / "conf").mkdir(parents=True, exist_ok=True)
+    for conf in (REPO / "conf").glob("*.yaml"):
+        shutil.copy(conf, root / "conf" / conf.name)
+    if not (root / "notebooks").exists():
+        (root / "notebooks").symlink_to(REPO / "notebooks")
+    return root
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A fresh project root; MBOLAKE_HOME points at it for this test (and its kernels)."""
+    root = make_project(tmp_path / "project")
+    monkeypatch.setenv("MBOLAKE_HOME", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local Spark session with Delta for the whole run (its catalog lake is throwaway)."""
+    from mbolake.config import load_profile
+    from mbolake.spark import get_spark
+
+    root = make_project(tmp_path_factory.mktemp("spark_project"))
+    old = os.environ.get("MBOLAKE_HOME")
+    os.environ["MBOLAKE_HOME"] = str(root)
+    try:
+        session = get_spark(load_profile("local"))
+    finally:
+        if old is None:
+            os.environ.pop("MBOLAKE_HOME", None)
+        else:
+            os.environ["MBOLAKE_HOME"] = old
+    yield session
+    session.stop()
