@@ -64,27 +64,28 @@ C_KEY, C_SEQ, C_DEC, C_JUMP = range(4)
 C_COLS = 4
 # globals
 (G_NBOOKS, G_NCH, G_OFREE, G_NOFREE, G_LFREE, G_NLFREE, G_PUSED, G_OUTN, G_LAST_TS,
- G_HAVE_TS) = range(10)
+ G_HAVE_TS, G_RING) = range(11)
 G_LEN = 16
-# output rows, column-major out[column, row]: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
+# output row: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
 ROW_HDR = 12
 ROW_LEN = ROW_HDR + 6 * TOP
+RING_ROWS = 256
 
 OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT = range(7)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _mix(x):
     x = x * -7046029254386353131  # 0x9E3779B97F4A7C15, wraps
     return x ^ (x >> 31)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _ohash(oid, book, mask):
     return _mix(oid ^ (book * 7146012727573221401)) & mask
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _ofind(oh, ords, oid, book):
     """(slot, hash position): slot -1 and the empty position when absent."""
     mask = oh.shape[0] - 1
@@ -98,7 +99,7 @@ def _ofind(oh, ords, oid, book):
         h = (h + 1) & mask
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _odel(oh, ords, h):
     """Delete hash position h with backward shift (no tombstones)."""
     mask = oh.shape[0] - 1
@@ -116,7 +117,7 @@ def _odel(oh, ords, h):
     oh[i] = -1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _kfind(table, keys, key):
     """Generic hash lookup key -> row (book and channel tables): (row or -1, position)."""
     mask = table.shape[0] - 1
@@ -130,7 +131,7 @@ def _kfind(table, keys, key):
         h = (h + 1) & mask
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _seek(pool, start, n, k):
     """Index (relative to start) of the last key <= k in the sorted segment, or -1."""
     j = n - 1
@@ -152,19 +153,19 @@ def _seek(pool, start, n, k):
     return lo - 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _key(side, price):
     return price if side == 0 else -price
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _touch(pool, bsm, bk, bs, k):
     n = bsm[bs, S_N]
     if n < TOP or k >= pool[bsm[bs, S_START] + n - TOP, 0]:
         bk[bs >> 1, B_DIRTY] = 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _level_for(pool, bsm, lvls, g, bs, price):
     """Level id at price on book-side bs, inserted (empty) if absent."""
     k = _key(bs & 1, price)
@@ -194,7 +195,7 @@ def _level_for(pool, bsm, lvls, g, bs, price):
     return l
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _level_drop(pool, bsm, lvls, g, l):
     bs = lvls[l, L_BS]
     k = _key(bs & 1, lvls[l, L_PX])
@@ -211,7 +212,7 @@ def _level_drop(pool, bsm, lvls, g, l):
     g[G_NLFREE] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _place(pool, bsm, lvls, ords, bk, g, o):
     """Queue order o (its price/size/book-side set) at the back of its price level."""
     bs = ords[o, O_BS]
@@ -231,7 +232,7 @@ def _place(pool, bsm, lvls, ords, bk, g, o):
     lvls[l, L_CT] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _detach(pool, bsm, lvls, ords, bk, g, o):
     """Take order o out of its queue (dropping an emptied level); the slot stays."""
     bs = ords[o, O_BS]
@@ -253,7 +254,7 @@ def _detach(pool, bsm, lvls, ords, bk, g, o):
         _level_drop(pool, bsm, lvls, g, l)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _reduce(pool, bsm, lvls, ords, bk, o, new_size):
     """Size decrease in place (keeps queue priority)."""
     bs = ords[o, O_BS]
@@ -262,7 +263,7 @@ def _reduce(pool, bsm, lvls, ords, bk, o, new_size):
     ords[o, O_SZ] = new_size
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _alloc_order(ords, g):
     o = g[G_OFREE]
     g[G_OFREE] = ords[o, O_NEXT]
@@ -270,7 +271,7 @@ def _alloc_order(ords, g):
     return o
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _free_order(oh, ords, bk, g, o, h):
     _odel(oh, ords, h)
     bk[ords[o, O_BS] >> 1, B_NORD] -= 1
@@ -280,7 +281,7 @@ def _free_order(oh, ords, bk, g, o, h):
     g[G_NOFREE] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
     for side in range(2):
         bs = 2 * b + side
@@ -301,26 +302,27 @@ def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
     bk[b, B_DIRTY] = 1
 
 
-@njit(cache=True, _nrt=False)
-def _fill_top(pool, bsm, lvls, b, row):
-    """row[0:60] = bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 levels each)."""
+@njit(cache=True, inline="always", _nrt=False)
+def _fill_top(pool, bsm, lvls, b, dst, r, off):
+    """dst[r, off:off+60] = bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 levels each)."""
     for side in range(2):
         bs = 2 * b + side
         start = bsm[bs, S_START]
         n = bsm[bs, S_N]
+        o = off + side * TOP
         for m in range(TOP):
             if m < n:
                 l = pool[start + n - 1 - m, 1]
-                row[side * TOP + m] = lvls[l, L_PX]
-                row[2 * TOP + side * TOP + m] = lvls[l, L_SZ]
-                row[4 * TOP + side * TOP + m] = lvls[l, L_CT]
+                dst[r, o + m] = lvls[l, L_PX]
+                dst[r, o + 2 * TOP + m] = lvls[l, L_SZ]
+                dst[r, o + 4 * TOP + m] = lvls[l, L_CT]
             else:
-                row[side * TOP + m] = UNDEF
-                row[2 * TOP + side * TOP + m] = 0
-                row[4 * TOP + side * TOP + m] = 0
+                dst[r, o + m] = UNDEF
+                dst[r, o + 2 * TOP + m] = 0
+                dst[r, o + 4 * TOP + m] = 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _depth(pool, bsm, b, side, price):
     """Number of levels strictly better than price on that side (after the change)."""
     if side < 0 or price == UNDEF:
@@ -330,7 +332,7 @@ def _depth(pool, bsm, b, side, price):
     return n - 1 - _seek(pool, bsm[bs, S_START], n, _key(side, price))
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, inline="always", _nrt=False)
 def _relocate(pool, bsm, g, bs):
     """Move a full segment to the pool's end with twice the capacity (caller checked room)."""
     start = bsm[bs, S_START]
@@ -346,8 +348,13 @@ def _relocate(pool, bsm, g, bs):
 
 @njit(cache=True, _nrt=False)
 def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan,
-                  start, every, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh, out, tmp):
-    """Apply records[start:]; returns (next record, status). status OK means all applied."""
+                  start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh, ring, hdr, pxo, szo):
+    """Apply records[start:]; returns (next record, status). status OK means all applied.
+
+    Rows are built in ``ring`` (row-major, cheap to write) and flushed in blocks to the
+    column-major outputs hdr (12 header columns), pxo (bid/ask prices) and szo (sizes and
+    counts); ``rows`` False keeps the book, counters and top-10 tracking but writes no row.
+    """
     n = ts_recv.shape[0]
     last_key = -1
     b = -1
@@ -375,13 +382,13 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     bsm[2 * b + s2, S_CAP] = SEG0
                     bsm[2 * b + s2, S_N] = 0
                     g[G_PUSED] += SEG0
-                _fill_top(pool, bsm, lvls, b, snap[b])
+                _fill_top(pool, bsm, lvls, b, snap, b, 0)
             last_key = key
         if g[G_NOFREE] < 1:
             return i, NEED_ORDERS
         if g[G_NLFREE] < 2:
             return i, NEED_LEVELS
-        if g[G_OUTN] >= out.shape[1]:
+        if rows and g[G_OUTN] + g[G_RING] >= hdr.shape[1]:
             return i, NEED_OUT
         a = np.int64(action[i])
         fl = np.int64(flags[i])
@@ -514,6 +521,8 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             bk[b, B_COMPLETE] = 1
 
         emit = every
+        filled = False
+        rr = g[G_RING]
         if fl & F_LAST:
             bk[b, Q_GROUPS] += 1
             nb = bsm[2 * b, S_N]
@@ -527,41 +536,56 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     bk[b, Q_LOCKED] += 1
             if bk[b, B_DIRTY] != 0:
                 bk[b, B_DIRTY] = 0
-                _fill_top(pool, bsm, lvls, b, tmp)
-                changed = False
-                sb = snap[b]
+                _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)  # candidate row
+                filled = True
                 for m in range(6 * TOP):
-                    if tmp[m] != sb[m]:
-                        changed = True
+                    if ring[rr, ROW_HDR + m] != snap[b, m]:
+                        for m2 in range(m, 6 * TOP):
+                            snap[b, m2] = ring[rr, ROW_HDR + m2]
+                        bk[b, Q_TOP_CHANGES] += 1
+                        emit = True
                         break
-                if changed:
-                    for m in range(6 * TOP):
-                        sb[m] = tmp[m]
-                    bk[b, Q_TOP_CHANGES] += 1
-                    emit = True
-        if emit:
-            r = g[G_OUTN]
-            g[G_OUTN] = r + 1
-            out[0, r] = t
-            out[1, r] = ts_event[i]
-            out[2, r] = RTYPE_MBP10
-            out[3, r] = np.int64(pub[i])
-            out[4, r] = np.int64(inst[i])
-            out[5, r] = a
-            out[6, r] = sd
-            out[7, r] = _depth(pool, bsm, b, s, px)
-            out[8, r] = px
-            out[9, r] = np.int64(size[i])
-            out[10, r] = fl
-            out[11, r] = np.int64(seq[i])
-            if bk[b, B_DIRTY] == 0 and (fl & F_LAST):
-                for m in range(6 * TOP):  # the top 10 just compared (or unchanged) is snap
-                    out[ROW_HDR + m, r] = snap[b, m]
-            else:
-                _fill_top(pool, bsm, lvls, b, tmp)
+            elif every:  # clean at F_LAST: the top 10 is the one last compared
                 for m in range(6 * TOP):
-                    out[ROW_HDR + m, r] = tmp[m]
+                    ring[rr, ROW_HDR + m] = snap[b, m]
+                filled = True
+        if emit and rows:
+            if not filled:
+                _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)
+            ring[rr, 0] = t
+            ring[rr, 1] = ts_event[i]
+            ring[rr, 2] = RTYPE_MBP10
+            ring[rr, 3] = np.int64(pub[i])
+            ring[rr, 4] = np.int64(inst[i])
+            ring[rr, 5] = a
+            ring[rr, 6] = sd
+            ring[rr, 7] = _depth(pool, bsm, b, s, px)
+            ring[rr, 8] = px
+            ring[rr, 9] = np.int64(size[i])
+            ring[rr, 10] = fl
+            ring[rr, 11] = np.int64(seq[i])
+            g[G_RING] = rr + 1
+            if rr + 1 == ring.shape[0]:
+                flush_rows(g, ring, hdr, pxo, szo)
     return n, OK
+
+
+@njit(cache=True, _nrt=False)
+def flush_rows(g, ring, hdr, pxo, szo):
+    """Move the ring's rows to the column-major outputs (blocked transpose), empty the ring."""
+    nr = g[G_RING]
+    base = g[G_OUTN]
+    for j in range(ROW_HDR):
+        for r in range(nr):
+            hdr[j, base + r] = ring[r, j]
+    for j in range(2 * TOP):
+        for r in range(nr):
+            pxo[j, base + r] = ring[r, ROW_HDR + j]
+    for j in range(4 * TOP):
+        for r in range(nr):
+            szo[j, base + r] = ring[r, ROW_HDR + 2 * TOP + j]
+    g[G_OUTN] = base + nr
+    g[G_RING] = 0
 
 
 @njit(cache=True, _nrt=False)

@@ -37,6 +37,42 @@ def rows_to_columns(table: np.ndarray) -> dict[str, np.ndarray]:
     return cols
 
 
+class RowBlocks:
+    """Column-major output of one apply call: header (12, cap) int64, prices (20, cap) int64,
+    sizes and counts (40, cap) uint32. Allocated with np.empty at the call's upper bound of
+    rows: pages never written are never touched, so only the rows emitted use memory."""
+
+    def __init__(self, cap: int) -> None:
+        self.hdr = np.empty((K.ROW_HDR, cap), np.int64)
+        self.px = np.empty((2 * K.TOP, cap), np.int64)
+        self.szct = np.empty((4 * K.TOP, cap), np.uint32)
+
+    def grow(self) -> None:
+        for name in ("hdr", "px", "szct"):
+            old = getattr(self, name)
+            new = np.empty((old.shape[0], 2 * old.shape[1] + 1024), old.dtype)
+            new[:, : old.shape[1]] = old
+            setattr(self, name, new)
+
+    def columns(self, n: int) -> dict[str, np.ndarray]:
+        cols = {}
+        for j, (name, dt) in enumerate(HEADER):
+            col = self.hdr[j, :n]
+            if name in ("ts_recv", "ts_event"):
+                cols[name] = col.view(np.uint64)
+            elif name == "depth":
+                cols[name] = np.minimum(col, 255).astype(np.uint8)
+            elif dt == "S1":
+                cols[name] = col.astype(np.uint8).view("S1")
+            else:
+                cols[name] = col.astype(dt)
+        for j, (name, _) in enumerate(LEVEL_COLUMNS[: 2 * K.TOP]):
+            cols[name] = self.px[j, :n]
+        for j, (name, _) in enumerate(LEVEL_COLUMNS[2 * K.TOP :]):
+            cols[name] = self.szct[j, :n]
+        return cols
+
+
 def empty_columns() -> dict[str, np.ndarray]:
     return rows_to_columns(np.empty((K.ROW_LEN, 0), np.int64))
 

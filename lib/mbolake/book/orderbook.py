@@ -5,11 +5,10 @@ import numpy as np
 import pandas as pd
 
 from . import kernel as K
-from .mbp import concat_columns, rows_to_columns
+from .mbp import RowBlocks
 from .records import record_columns
 from .state import QUALITY_COLUMNS, BookState
 
-CHUNK = 1 << 18  # records per kernel run: bounds the int64 row buffer (<= 150 MB)
 U64 = (1 << 64) - 1
 
 
@@ -38,30 +37,38 @@ class OrderBook:
         self._st = BookState()
 
     # ---- feeding ----
-    def apply(self, records, every_record: bool = False) -> dict[str, np.ndarray]:
+    def apply(self, records, every_record: bool = False, emit_rows: bool = True) -> dict[str, np.ndarray]:
         """Apply MBO records; return MBP-10 rows (Databento mbp-10 layout) as columns.
 
         One row per event group (closed by F_LAST) whose top 10 levels of that instrument
         changed, carrying the F_LAST record's fields; with ``every_record`` one row after
-        every record instead.
+        every record instead. ``emit_rows=False`` updates books and counters (including
+        top-10 change tracking, so later calls emit the same rows) but builds no row.
         """
         cols = record_columns(records)
         n = len(cols[0])
+        if not emit_rows:
+            cap = 0
+        elif every_record:
+            cap = n
+        else:
+            cap = int(np.count_nonzero(cols[9] & K.F_LAST))
+        out = RowBlocks(cap)
         st = self._st
-        parts = []
-        for lo in range(0, n, CHUNK):
-            chunk = tuple(c[lo : lo + CHUNK] for c in cols)
-            i = 0
-            while True:
-                i, status = K.apply_records(*chunk, i, bool(every_record), *st.arrays(), st.out, st.tmp)
-                if status == K.OK:
-                    break
+        i = 0
+        while True:
+            i, status = K.apply_records(*cols, i, bool(every_record), bool(emit_rows), *st.arrays(),
+                                        st.ring, out.hdr, out.px, out.szct)
+            K.flush_rows(st.g, st.ring, out.hdr, out.px, out.szct)
+            if status == K.OK:
+                break
+            if status == K.NEED_OUT:
+                out.grow()
+            else:
                 st.grow(status)
-            nrows = int(st.g[K.G_OUTN])
-            st.g[K.G_OUTN] = 0
-            if nrows:
-                parts.append(rows_to_columns(st.out[:, :nrows]))
-        return concat_columns(parts)
+        nrows = int(st.g[K.G_OUTN])
+        st.g[K.G_OUTN] = 0
+        return out.columns(nrows)
 
     # ---- checkpoint ----
     def state_bytes(self) -> bytes:

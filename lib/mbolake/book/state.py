@@ -48,17 +48,6 @@ def _free_chain(table: np.ndarray, first: int, next_col: int, owner_col: int) ->
     table[n - 1, next_col] = -1
 
 
-def out_buffer(rows: int) -> np.ndarray:
-    """Column-major int64 row buffer out[column, row] for ``rows`` rows.
-
-    Each column is padded by 8 values (64 bytes) so that the 72 columns do not start at the
-    same offset modulo 4 KiB: otherwise the kernel's 72 writes per row all land in one L1
-    cache set and every write misses (a 10x slowdown, measured).
-    """
-    full = np.zeros((K.ROW_LEN, rows + 8), np.int64)
-    return full[:, :rows]
-
-
 def _grow_rows(a: np.ndarray, rows: int, fill: int = 0) -> np.ndarray:
     new = np.full((rows,) + a.shape[1:], fill, dtype=a.dtype)
     new[: a.shape[0]] = a
@@ -69,7 +58,7 @@ class BookState:
     """Owner of every array of the L3 book (see ``book.kernel`` for the layout)."""
 
     def __init__(self, orders: int = 1024, levels: int = 256, books: int = 8, channels: int = 8,
-                 pool: int = 1024, out_rows: int = 1024):
+                 pool: int = 1024):
         self.g = np.zeros(K.G_LEN, np.int64)
         self.bk = np.zeros((books, K.B_COLS), np.int64)
         self.bh = np.full(2 * books, -1, np.int64)
@@ -85,8 +74,7 @@ class BookState:
         self.chh = np.full(2 * channels, -1, np.int64)
         self.g[K.G_OFREE], self.g[K.G_NOFREE] = 0, orders
         self.g[K.G_LFREE], self.g[K.G_NLFREE] = 0, levels
-        self.out = out_buffer(out_rows)
-        self.tmp = np.zeros(6 * K.TOP, np.int64)
+        self.ring = np.zeros((K.RING_ROWS, K.ROW_LEN), np.int64)  # rows being built
 
     def arrays(self) -> tuple:
         return tuple(getattr(self, name) for name in _ARRAYS)
@@ -129,10 +117,6 @@ class BookState:
             self.chn = _grow_rows(self.chn, 2 * old)
             self.chh = np.full(4 * old, -1, np.int64)
             K.rehash_keys(self.chh, self.chn, self.g[K.G_NCH])
-        elif status == K.NEED_OUT:
-            new = out_buffer(2 * self.out.shape[1])
-            new[:, : self.out.shape[1]] = self.out
-            self.out = new
         else:
             raise RuntimeError(f"order book kernel returned unknown status {status}")
 
@@ -150,8 +134,7 @@ class BookState:
             state = cls.__new__(cls)
             for name in _ARRAYS:
                 setattr(state, name, np.array(z[name]))
-        state.out = out_buffer(1024)
-        state.tmp = np.zeros(6 * K.TOP, np.int64)
+        state.ring = np.zeros((K.RING_ROWS, K.ROW_LEN), np.int64)
         return state
 
     # ---- read-only views (Python, on demand) ----
