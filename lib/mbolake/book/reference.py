@@ -12,7 +12,7 @@ from collections import Counter
 
 import numpy as np
 
-from .kernel import F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, RTYPE_MBP10, TOP, UNDEF
+from .kernel import F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, ROW_LEN, RTYPE_MBP10, TOP, UNDEF
 from .mbp import rows_to_columns
 from .records import record_columns
 
@@ -69,7 +69,7 @@ class ReferenceBook:
             row = self._apply_one(*rec)
             if row is not None and (every_record or row[1]):
                 rows.append(row[0])
-        return rows_to_columns(np.array(rows, dtype=np.int64).reshape(len(rows), -1).T)
+        return rows_to_columns(np.array(rows, dtype=np.int64).reshape(len(rows), ROW_LEN).T)
 
     def _apply_one(self, ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan):
         book = self.books.setdefault((pub, inst), _Book())

@@ -11,7 +11,9 @@ SHA-256 in the table history and records the file as ingested instead of landing
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
+from queue import Full, Queue
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,10 +76,13 @@ class BronzeProcessDBN:
     inputs = ("raw-dbn",)
     outputs = (BRONZE_MBO.name, INGEST_MANIFEST.name, QUARANTINE.name)
 
-    def __init__(self, chunk_records: int = 1_000_000):
+    def __init__(self, chunk_records: int = 1_000_000, prefetch_depth: int = 2):
         if chunk_records < 1:
             raise ValueError(f"chunk_records must be >= 1, got {chunk_records}")
+        if prefetch_depth < 1:
+            raise ValueError(f"prefetch_depth must be >= 1, got {prefetch_depth}")
         self.chunk_records = chunk_records
+        self.prefetch_depth = prefetch_depth
 
     def run(
         self,
@@ -158,7 +163,8 @@ class BronzeProcessDBN:
                     counted["error"] = exc  # the writer aborts the commit and re-raises it wrapped
                     raise
 
-            delta_tables.append(ctx.profile, BRONZE_MBO, batches(), commit_metadata={SHA_KEY: sha, "mbolake.source_file": source})
+            delta_tables.append(ctx.profile, BRONZE_MBO, prefetch(batches(), depth=self.prefetch_depth),
+                                commit_metadata={SHA_KEY: sha, "mbolake.source_file": source})
         except Exception as exc:  # any failure of this file: quarantine it, keep the run going
             exc = counted["error"] or exc
             reason = exc.reason if isinstance(exc, DbnFormatError) else type(exc).__name__
@@ -167,6 +173,47 @@ class BronzeProcessDBN:
             return FileOutcome(source, sha, "quarantined", f"{reason}: {detail}")
         days = days_to_dates(sorted(counted["days"]))
         return FileOutcome(source, sha, "ingested", "", counted["records"], days)
+
+
+def prefetch(items, depth: int):
+    """Produce ``items`` on a background thread, at most ``depth`` ahead of the consumer.
+
+    Decoding and Arrow conversion (numpy, zstd: they release the GIL) overlap with the
+    Parquet encoding of the writer, which pulls batches from this generator. Memory stays
+    bounded by ``depth`` chunks. An exception of the producer is raised to the consumer.
+    """
+    done = object()
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(item, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            queue.put(exc)
+
+    worker = threading.Thread(target=produce, name="bronze-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _manifest_row(path: Path, source: str, sha: str, underlier: str, instrument_type: str, batch_id: str, started_ns: int) -> dict:
