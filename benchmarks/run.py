@@ -1,0 +1,18 @@
+"""``make bench``: every benchmark in turn; each prints its numbers and appends them to results/."""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["bench_synth.py", "bench_bronze.py", "bench_book.py"]
+
+if __name__ == "__main__":
+    failed = []
+    for name in BENCHMARKS:
+        if not (HERE / name).exists():
+            continue
+        print(f"== {name}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / name)]).returncode != 0:
+            failed.append(name)
+    if failed:
+        sys.exit(f"benchmarks failed: {', '.join(failed)}")
