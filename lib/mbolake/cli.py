@@ -46,11 +46,41 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--profile", default=None)
 
     sub.add_parser("warm", help="resolve the Delta Lake jars from Maven Central once and check Spark starts")
+
+    book = sub.add_parser("book", help="order-book tools")
+    book_sub = book.add_subparsers(dest="book_command", required=True)
+    replay = book_sub.add_parser("replay", help="rebuild books from an MBO file; write MBP-10 rows to Parquet")
+    replay.add_argument("file", help="Databento MBO file (.dbn or .dbn.zst, DBN v1-v3)")
+    replay.add_argument("--out", default=None, help="Parquet file for the MBP-10 rows (omit: counters only)")
+    replay.add_argument("--every-record", action="store_true", help="one row after every record, not per event")
+    replay.add_argument("--instrument", type=int, default=None, help="only this instrument_id")
     return parser
+
+
+def book_replay(args) -> int:
+    from .book_replay import replay
+    from .dbn import DbnFormatError
+
+    try:
+        result = replay(args.file, args.out, every_record=args.every_record, instrument_id=args.instrument)
+    except (DbnFormatError, FileNotFoundError) as exc:
+        print(f"mbolake book replay: {exc}", file=sys.stderr)
+        return 2
+    rate = result.records / result.seconds if result.seconds else 0.0
+    print(f"{result.records:,} records -> {result.rows:,} MBP-10 rows in {result.seconds:.2f} s ({rate:,.0f} records/s)")
+    if args.out:
+        print(f"written: {args.out}")
+    import pandas as pd
+
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        print(result.quality.T.to_string(header=False) if len(result.quality) == 1 else result.quality.to_string(index=False))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "book":
+        return book_replay(args)
     if args.command == "warm":
         from .spark import get_spark
 

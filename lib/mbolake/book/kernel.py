@@ -281,7 +281,7 @@ def _free_order(oh, ords, bk, g, o, h):
     g[G_NOFREE] += 1
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, _nrt=False)
 def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
     for side in range(2):
         bs = 2 * b + side
@@ -332,7 +332,7 @@ def _depth(pool, bsm, b, side, price):
     return n - 1 - _seek(pool, bsm[bs, S_START], n, _key(side, price))
 
 
-@njit(cache=True, inline="always", _nrt=False)
+@njit(cache=True, _nrt=False)
 def _relocate(pool, bsm, g, bs):
     """Move a full segment to the pool's end with twice the capacity (caller checked room)."""
     start = bsm[bs, S_START]

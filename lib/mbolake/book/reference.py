@@ -172,6 +172,7 @@ class ReferenceBook:
         for key, book in self.books.items():
             d = dict(book.count)
             d["book_complete"] = book.complete
+            d["unknown_order_refs"] = sum(d.get(k, 0) for k in ("unknown_cancels", "unknown_modifies", "unknown_fills"))
             d["live_orders"] = len(book.orders)
             d["bid_levels"], d["ask_levels"] = len(book.queues[0]), len(book.queues[1])
             out[key] = d
