@@ -94,7 +94,60 @@ QUARANTINE = Table(
     description="rejected files and records with their reason",
 )
 
-TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE)}
+def _mbp10_levels() -> list[tuple[str, pa.DataType]]:
+    fields = []
+    for side in ("bid", "ask"):
+        fields += [(f"{side}_px_{i:02d}", pa.int64()) for i in range(10)]
+        fields += [(f"{side}_sz_{i:02d}", pa.int64()) for i in range(10)]
+        fields += [(f"{side}_ct_{i:02d}", pa.int32()) for i in range(10)]
+    return fields
+
+
+ORDERBOOK_STATE = Table(
+    "silver.orderbook_state",
+    pa.schema(
+        [
+            ("ts_recv", pa.int64()),
+            ("ts_event", pa.int64()),
+            ("publisher_id", pa.int32()),
+            ("instrument_id", pa.int32()),
+            ("action", pa.string()),
+            ("side", pa.string()),
+            ("depth", pa.int32()),
+            ("price", pa.int64()),  # of the record that closed the event; null when undefined
+            ("size", pa.int64()),
+            ("flags", pa.int32()),
+            ("sequence", pa.int64()),
+            *_mbp10_levels(),  # fixed-point prices; an empty level has a null price, size 0, count 0
+            ("contract_id", pa.string()),
+            ("session_date", pa.date32()),
+        ]
+    ),
+    partition_by=("session_date",),
+    description="MBP-10 rebuilt from MBO: one row per F_LAST event group whose top ten levels changed",
+)
+
+BOOK_QUALITY_COUNTERS = (
+    "records", "adds", "cancels", "modifies", "clears", "trades", "fills", "nones", "other_actions",
+    "event_groups", "top10_changes", "crossed_groups", "locked_groups", "unknown_cancels", "unknown_modifies",
+    "unknown_fills", "unknown_order_refs", "negative_size_attempts", "duplicate_adds", "invalid_records",
+    "seq_decreases", "seq_jumps", "ts_recv_non_monotonic", "bad_ts_recv_flags", "maybe_bad_book_flags",
+    "live_orders", "bid_levels", "ask_levels",
+)
+
+BOOK_QUALITY = Table(
+    "silver.book_quality",
+    pa.schema(
+        [("contract_id", pa.string()), ("session_date", pa.date32()), ("publisher_id", pa.int32()),
+         ("instrument_id", pa.int32()), ("book_complete", pa.bool_())]
+        + [(name, pa.int64()) for name in BOOK_QUALITY_COUNTERS]
+        + [("data_version", pa.string())]
+    ),
+    partition_by=("session_date",),
+    description="order-book quality counters per contract and session (BOOK.md, Output 2)",
+)
+
+TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE, ORDERBOOK_STATE, BOOK_QUALITY)}
 
 
 class SchemaMismatch(ValueError):

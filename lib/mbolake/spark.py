@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from .config import Profile, load_profile
@@ -33,6 +34,9 @@ def _local_session(profile: Profile, app_name: str):
 
     conf = profile.spark
     lake = profile.lake_root
+    # Python workers must run this interpreter (the venv with mbolake), not python3 on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     ivy = str(Path(conf.get("ivy_cache", "~/.cache/mbolake/ivy")).expanduser())
     builder = (
         SparkSession.builder.appName(app_name)

@@ -16,7 +16,7 @@ State (int64 arrays, owned and grown by ``book.state.BookState``):
   ``bsm[bs]`` holds (start, cap, n) of each segment; a full segment is moved to the pool's
   end with twice the capacity (the pool is compacted when it runs out).
 * ``bk[book, B_*]``    book key, dirty flag, completeness, live orders and quality counters;
-  ``snap[book]`` the top 10 last emitted; ``bh`` the book hash; ``chn``/``chh`` channels.
+  ``snap[book]`` the top 10 before an open multi-record group; ``bh`` the book hash; ``chn``/``chh`` channels.
 * ``g[G_*]``           globals (free lists, counts, last ts_recv, output row count).
 
 The loop never allocates. Before touching anything for record ``i`` it checks capacities;
@@ -24,9 +24,11 @@ when one is short it returns ``(i, NEED_*)`` and the caller grows that table and
 ``i``, so a record is applied whole or not at all.
 
 Top-10 change detection: a change can only alter the top 10 if the touched level's index
-(before the change) is < 10, which is O(1) to test (``n < 10 or key >= key[n-10]``). Such
-a touch marks the book dirty; at F_LAST a dirty book's top 10 is compared with the last
-emitted one and a row is written only if it differs.
+(before the change) is < 10, which is O(1) to test (``n < 10 or key >= key[n-10]``). When
+the touching record alone closes its event group (F_LAST, nothing touched before) every
+book change it makes is effective, so the top 10 changed and nothing is compared. Otherwise
+(multi-record groups, duplicate adds) the top 10 is saved at the group's first touch and
+compared at F_LAST. A row is written only when the top 10 changed.
 """
 from __future__ import annotations
 
@@ -55,6 +57,7 @@ L_COLS = 8
 S_START, S_CAP, S_N, S_SPARE = range(4)
 # book columns: identity, state, then quality counters
 B_KEY, B_PUB, B_INST, B_DIRTY, B_COMPLETE, B_NORD = range(6)
+B_CERTAIN = 30  # scratch: the current record alone closes its group (set per record)
 (Q_RECORDS, Q_ADD, Q_CANCEL, Q_MODIFY, Q_CLEAR, Q_TRADE, Q_FILL, Q_NONE, Q_OTHER, Q_GROUPS,
  Q_CROSSED, Q_LOCKED, Q_UNK_C, Q_UNK_M, Q_UNK_F, Q_NEG, Q_DUP, Q_INVALID, Q_SEQ_DEC,
  Q_SEQ_JUMP, Q_TS_BACK, Q_BAD_TS, Q_MAYBE_BAD, Q_TOP_CHANGES) = range(6, 30)
@@ -159,13 +162,6 @@ def _key(side, price):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _touch(pool, bsm, bk, bs, k):
-    n = bsm[bs, S_N]
-    if n < TOP or k >= pool[bsm[bs, S_START] + n - TOP, 0]:
-        bk[bs >> 1, B_DIRTY] = 1
-
-
-@njit(cache=True, inline="always", _nrt=False)
 def _level_for(pool, bsm, lvls, g, bs, price):
     """Level id at price on book-side bs, inserted (empty) if absent."""
     k = _key(bs & 1, price)
@@ -213,11 +209,11 @@ def _level_drop(pool, bsm, lvls, g, l):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _place(pool, bsm, lvls, ords, bk, g, o):
+def _place(pool, bsm, lvls, ords, bk, snap, g, o):
     """Queue order o (its price/size/book-side set) at the back of its price level."""
     bs = ords[o, O_BS]
     px = ords[o, O_PX]
-    _touch(pool, bsm, bk, bs, _key(bs & 1, px))
+    _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, px))
     l = _level_for(pool, bsm, lvls, g, bs, px)
     t = lvls[l, L_TAIL]
     ords[o, O_LVL] = l
@@ -233,10 +229,10 @@ def _place(pool, bsm, lvls, ords, bk, g, o):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _detach(pool, bsm, lvls, ords, bk, g, o):
+def _detach(pool, bsm, lvls, ords, bk, snap, g, o):
     """Take order o out of its queue (dropping an emptied level); the slot stays."""
     bs = ords[o, O_BS]
-    _touch(pool, bsm, bk, bs, _key(bs & 1, ords[o, O_PX]))
+    _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, ords[o, O_PX]))
     l = ords[o, O_LVL]
     p = ords[o, O_PREV]
     nx = ords[o, O_NEXT]
@@ -255,10 +251,10 @@ def _detach(pool, bsm, lvls, ords, bk, g, o):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _reduce(pool, bsm, lvls, ords, bk, o, new_size):
+def _reduce(pool, bsm, lvls, ords, bk, snap, o, new_size):
     """Size decrease in place (keeps queue priority)."""
     bs = ords[o, O_BS]
-    _touch(pool, bsm, bk, bs, _key(bs & 1, ords[o, O_PX]))
+    _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, ords[o, O_PX]))
     lvls[ords[o, O_LVL], L_SZ] -= ords[o, O_SZ] - new_size
     ords[o, O_SZ] = new_size
 
@@ -282,7 +278,11 @@ def _free_order(oh, ords, bk, g, o, h):
 
 
 @njit(cache=True, _nrt=False)
-def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
+def _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b):
+    for side in range(2):
+        if bsm[2 * b + side, S_N] > 0:
+            bs = 2 * b + side
+            _touch(pool, bsm, lvls, bk, snap, bs, pool[bsm[bs, S_START] + bsm[bs, S_N] - 1, 0])
     for side in range(2):
         bs = 2 * b + side
         start = bsm[bs, S_START]
@@ -299,7 +299,6 @@ def _clear_book(pool, bsm, lvls, ords, oh, bk, g, b):
             g[G_LFREE] = l
             g[G_NLFREE] += 1
         bsm[bs, S_N] = 0
-    bk[b, B_DIRTY] = 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -320,6 +319,25 @@ def _fill_top(pool, bsm, lvls, b, dst, r, off):
                 dst[r, o + m] = UNDEF
                 dst[r, o + 2 * TOP + m] = 0
                 dst[r, o + 4 * TOP + m] = 0
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _touch(pool, bsm, lvls, bk, snap, bs, k):
+    """Called before a change at key k on book-side bs: note whether the top 10 can change.
+
+    B_DIRTY 0: untouched this group. 1: the group is this one record and it certainly
+    changed the top 10 (set by the caller through B_CERTAIN). 2: uncertain (several
+    records, or a duplicate add): snap holds the top 10 from before the first touch.
+    """
+    n = bsm[bs, S_N]
+    if n < TOP or k >= pool[bsm[bs, S_START] + n - TOP, 0]:
+        b = bs >> 1
+        if bk[b, B_DIRTY] == 0:
+            if bk[b, B_CERTAIN] != 0:
+                bk[b, B_DIRTY] = 1
+            else:
+                _fill_top(pool, bsm, lvls, b, snap, b, 0)
+                bk[b, B_DIRTY] = 2
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -437,6 +455,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
         if fl & F_MAYBE_BAD_BOOK:
             bk[b, Q_MAYBE_BAD] += 1
 
+        bk[b, B_CERTAIN] = 1 if (fl & F_LAST) and bk[b, B_DIRTY] == 0 else 0
         sd = np.int64(side[i])
         s = 0 if sd == SIDE_BID else (1 if sd == SIDE_ASK else -1)
         px = price[i]
@@ -449,7 +468,8 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 o, h = _ofind(oh, ords, oid[i], b)
                 if o >= 0:
                     bk[b, Q_DUP] += 1
-                    _detach(pool, bsm, lvls, ords, bk, g, o)
+                    bk[b, B_CERTAIN] = 0  # a re-add of the same order may change nothing
+                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
                 else:
                     o = _alloc_order(ords, g)
                     oh[h] = o
@@ -458,7 +478,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 ords[o, O_PX] = px
                 ords[o, O_SZ] = sz
                 ords[o, O_BS] = 2 * b + s
-                _place(pool, bsm, lvls, ords, bk, g, o)
+                _place(pool, bsm, lvls, ords, bk, snap, g, o)
         elif a == ACT_CANCEL:
             bk[b, Q_CANCEL] += 1
             o, h = _ofind(oh, ords, oid[i], b)
@@ -470,10 +490,10 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     bk[b, Q_NEG] += 1
                     sz = osz
                 if sz == osz:
-                    _detach(pool, bsm, lvls, ords, bk, g, o)
+                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
                     _free_order(oh, ords, bk, g, o, h)
                 elif sz > 0:
-                    _reduce(pool, bsm, lvls, ords, bk, o, osz - sz)
+                    _reduce(pool, bsm, lvls, ords, bk, snap, o, osz - sz)
         elif a == ACT_MODIFY:
             bk[b, Q_MODIFY] += 1
             o, h = _ofind(oh, ords, oid[i], b)
@@ -489,19 +509,19 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     ords[o, O_SZ] = sz
                     ords[o, O_BS] = 2 * b + s
                     bk[b, B_NORD] += 1
-                    _place(pool, bsm, lvls, ords, bk, g, o)
+                    _place(pool, bsm, lvls, ords, bk, snap, g, o)
             elif px == UNDEF:
                 bk[b, Q_INVALID] += 1
             elif sz == 0:
-                _detach(pool, bsm, lvls, ords, bk, g, o)
+                _detach(pool, bsm, lvls, ords, bk, snap, g, o)
                 _free_order(oh, ords, bk, g, o, h)
             elif px != ords[o, O_PX] or sz > ords[o, O_SZ]:
-                _detach(pool, bsm, lvls, ords, bk, g, o)
+                _detach(pool, bsm, lvls, ords, bk, snap, g, o)
                 ords[o, O_PX] = px
                 ords[o, O_SZ] = sz
-                _place(pool, bsm, lvls, ords, bk, g, o)
+                _place(pool, bsm, lvls, ords, bk, snap, g, o)
             elif sz < ords[o, O_SZ]:
-                _reduce(pool, bsm, lvls, ords, bk, o, sz)
+                _reduce(pool, bsm, lvls, ords, bk, snap, o, sz)
         elif a == ACT_FILL:
             bk[b, Q_FILL] += 1
             o, h = _ofind(oh, ords, oid[i], b)
@@ -511,7 +531,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             bk[b, Q_TRADE] += 1
         elif a == ACT_CLEAR:
             bk[b, Q_CLEAR] += 1
-            _clear_book(pool, bsm, lvls, ords, oh, bk, g, b)
+            _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b)
             bk[b, B_COMPLETE] = 1
         elif a == ACT_NONE:
             bk[b, Q_NONE] += 1
@@ -534,21 +554,19 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     bk[b, Q_CROSSED] += 1
                 elif bid == ask:
                     bk[b, Q_LOCKED] += 1
-            if bk[b, B_DIRTY] != 0:
-                bk[b, B_DIRTY] = 0
+            dirty = bk[b, B_DIRTY]
+            bk[b, B_DIRTY] = 0
+            if dirty == 1:
+                bk[b, Q_TOP_CHANGES] += 1
+                emit = True
+            elif dirty == 2:
                 _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)  # candidate row
                 filled = True
                 for m in range(6 * TOP):
                     if ring[rr, ROW_HDR + m] != snap[b, m]:
-                        for m2 in range(m, 6 * TOP):
-                            snap[b, m2] = ring[rr, ROW_HDR + m2]
                         bk[b, Q_TOP_CHANGES] += 1
                         emit = True
                         break
-            elif every:  # clean at F_LAST: the top 10 is the one last compared
-                for m in range(6 * TOP):
-                    ring[rr, ROW_HDR + m] = snap[b, m]
-                filled = True
         if emit and rows:
             if not filled:
                 _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)

@@ -73,18 +73,6 @@ class RowBlocks:
         return cols
 
 
-def empty_columns() -> dict[str, np.ndarray]:
-    return rows_to_columns(np.empty((K.ROW_LEN, 0), np.int64))
-
-
-def concat_columns(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    if not parts:
-        return empty_columns()
-    if len(parts) == 1:
-        return parts[0]
-    return {name: np.concatenate([p[name] for p in parts]) for name in COLUMN_NAMES}
-
-
 def to_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
     """A pandas DataFrame of the rows (action/side as 1-character str)."""
     df = pd.DataFrame(cols, columns=list(COLUMN_NAMES))

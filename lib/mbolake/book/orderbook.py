@@ -117,7 +117,19 @@ class OrderBook:
         return pd.DataFrame(rows, columns=["side", "price", "level", "queue_position", "order_id", "size"])
 
     def quality(self) -> pd.DataFrame:
-        """One row per instrument: record counts by action and every quality counter."""
+        """One row per instrument: record counts by action and every quality counter.
+
+        Choices: ``seq_decreases`` / ``seq_jumps`` compare each record's ``sequence`` with
+        the previous record of the same (publisher_id, channel_id) (F_SNAPSHOT records
+        skipped), counted on the instrument of the record that saw it; jumps > 1 are
+        normal when a file holds a subset of a channel's instruments, decreases are not.
+        ``ts_recv_non_monotonic`` counts records whose ts_recv is below the previous
+        record's (any instrument). ``negative_size_attempts``: cancels larger than the
+        resting size (the order is removed). ``duplicate_adds``: an A for a live order id
+        (re-queued at the back). ``invalid_records``: A (or M of an unknown order) with
+        side N, undefined price or size 0 (ignored). ``crossed_groups`` /
+        ``locked_groups`` are checked at every F_LAST.
+        """
         st = self._st
         n = int(st.g[K.G_NBOOKS])
         bk = st.bk[:n]
