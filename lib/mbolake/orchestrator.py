@@ -19,6 +19,7 @@ DEMO_PIPELINE = (
     "00_setup/00_environment_check.ipynb",
     "00_setup/02_generate_sample.ipynb",
     "10_bronze/10_bronze_ingest.ipynb",
+    "20_silver/20_silver_orderbook.ipynb",
 )
 KERNEL_NAME = "mbolake"
 
