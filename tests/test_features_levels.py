@@ -9,7 +9,7 @@ import datetime as dt
 
 import numpy as np
 
-from mbolake.features.levels import available_levels, session_levels
+from mbolake.features.levels import LevelsAccumulator, available_levels, session_levels
 
 NY = "America/New_York"
 NAN = np.nan
@@ -112,3 +112,15 @@ def test_equity_premarket_starts_at_four():
     assert session_levels(*arrays(rows), dt.date(2025, 3, 7), NY)["pm_high"] is None
     lv = session_levels(*arrays(rows), dt.date(2025, 3, 7), NY, premarket_start=(4, 0))
     assert lv["pm_high"] == lv["pm_low"] == 250.01
+
+
+def test_accumulator_chunked_equals_whole():
+    ts, bid, ask = arrays(EST_ROWS)
+    whole = session_levels(ts, bid, ask, dt.date(2025, 3, 7), NY)
+    acc = LevelsAccumulator(dt.date(2025, 3, 7), NY)
+    for a, b in ((0, 3), (3, 4), (4, 4), (4, 11)):
+        acc.apply(ts[a:b], bid[a:b], ask[a:b])
+        acc = LevelsAccumulator.from_state_bytes(acc.state_bytes())
+    assert acc.result() == whole
+    empty = LevelsAccumulator("2025-03-07", NY).result()
+    assert empty["levels_complete"] is False and empty["pm_high"] is None

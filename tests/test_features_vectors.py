@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from mbolake.features.setup_vector import (
-    FEATURE_SET, PART_B_SIGNALS, SETUP_V2_LAYOUT, build_setup_vector, episode_setup_vector, episode_signatures,
-    feature_hash, setup_vector_with_info,
+    FEATURE_SET, PART_B_SIGNALS, SETUP_V2_LAYOUT, build_setup_vector, episode_setup_vector, episode_signature_rows,
+    episode_signatures, feature_hash, setup_vector_with_info, setup_vectors,
 )
 from mbolake.features.signature import SIGNATURE_NAMES
 
@@ -117,3 +117,23 @@ def test_episode_vector_from_candles_and_bars():
     v, info = episode_setup_vector(ep, candles, bars)
     assert info["context_truncated"] and info["truncated_positions"] == [-5, -4]
     assert info["feature_hash"] == feature_hash(FEATURE_SET, v)
+
+
+def test_batch_rows_and_vectors():
+    cn = 120
+    candles = pd.DataFrame({"candle_ts": np.arange(0, 12 * cn, cn), "close": 6000.0 + np.arange(12)})
+    bars = pd.DataFrame({"bar_ts": np.arange(0, 12 * cn, 5), "bar5s_microprice_eob": 6000.0})
+    eps = pd.DataFrame([
+        {"episode_id": "a", "trigger_ts": 6 * cn, "confirm_ts": 7 * cn, "vector_time": 8 * cn, "level_price": 6001.0,
+         "direction": -1},
+        {"episode_id": "b", "trigger_ts": 11 * cn, "confirm_ts": 12 * cn, "vector_time": 13 * cn,
+         "level_price": 6001.0, "direction": 1},  # confirm candle outside the candles
+    ])
+    rows = episode_signature_rows(eps, candles, bars)
+    assert rows[rows["episode_id"] == "a"]["position"].tolist() == [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4]
+    assert rows[rows["episode_id"] == "b"]["position"].tolist() == [-5, -4, -3, -2, -1]
+    assert rows.shape[1] == 3 + 47
+    vecs = setup_vectors(eps, candles, bars)
+    assert vecs["episode_id"].tolist() == ["a"] and vecs.iloc[0]["vector"].shape == (345,)
+    assert not vecs.iloc[0]["context_truncated"]
+    assert vecs.iloc[0]["vector"][IDX["p0_u_mean"]] == 4.0  # dir -1: -(6000 - 6001)/0.25

@@ -100,7 +100,7 @@ def perturb_from(t: int, seed: int, trades, mids, bars):
     return trades, mids, bars
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31), pick=st.integers(0, 10**6), pseed=st.integers(0, 2**31))
 def test_perturbing_after_vector_time_changes_nothing(seed, pick, pseed):
     trades, mids, bars = make_session(seed)

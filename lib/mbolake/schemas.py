@@ -94,6 +94,23 @@ QUARANTINE = Table(
     description="rejected files and records with their reason",
 )
 
+MBO_NORMALIZED = Table(
+    "silver.mbo_normalized",
+    pa.schema(
+        list(BRONZE_MBO.schema)
+        + [
+            ("ts_event_local", pa.timestamp("us")),  # exchange wall clock (America/New_York), no zone
+            ("session_phase", pa.string()),  # overnight | premarket | rth | post (from ts_recv)
+            ("is_front_month", pa.bool_()),
+            ("front_month_dominance", pa.float64()),  # front RTH volume / all outright RTH volume
+            ("roll_contaminated", pa.bool_()),  # dominance < 0.6
+        ]
+    ),
+    partition_by=("session_date", "underlier"),
+    description="Bronze events of the contracts selected per session: front month by RTH traded volume",
+)
+
+
 def _mbp10_levels() -> list[tuple[str, pa.DataType]]:
     fields = []
     for side in ("bid", "ask"):
@@ -147,7 +164,7 @@ BOOK_QUALITY = Table(
     description="order-book quality counters per contract and session (BOOK.md, Output 2)",
 )
 
-TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE, ORDERBOOK_STATE, BOOK_QUALITY)}
+TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE, MBO_NORMALIZED, ORDERBOOK_STATE, BOOK_QUALITY)}
 
 
 class SchemaMismatch(ValueError):
@@ -177,7 +194,7 @@ def spark_schema(table: Table):
     """The contract as a Spark StructType (via Arrow's type mapping)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    return from_arrow_schema(table.schema)
+    return from_arrow_schema(table.schema, prefer_timestamp_ntz=True)
 
 
 def check_spark_schema(table: Table, df) -> None:

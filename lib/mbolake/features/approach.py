@@ -34,6 +34,9 @@ Choices where the spec is silent or ambiguous:
 - Candle index ``k = (candle_ts - window_start) / candle_ns`` (window start = index 0).
   Candles must be applied in time order and contiguous (a gap raises).
 - Levels whose value is null (empty window) are skipped; ``skipped_levels`` lists them.
+- Candles without trades (O = H = L = C = mid) are treated like any other candle.
+- Only closed candles may be applied (a candle is final at its ``close_ts``); an episode is
+  thus known at its trigger candle's close, before its ``vector_time``.
 """
 from __future__ import annotations
 

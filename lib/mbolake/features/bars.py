@@ -667,19 +667,23 @@ def _get(data, name):
 
 
 def _int64(col) -> np.ndarray:
+    """int64 values without a copy where possible (u64 viewed, strided views kept)."""
     col = np.asarray(col)
     if col.dtype == np.uint64:
-        col = col.view(np.int64)
-    return np.ascontiguousarray(col, dtype=np.int64)
+        return col.view(np.int64)
+    if col.dtype.kind in "iu" and col.dtype.itemsize <= 4 or col.dtype == np.int64:
+        return col  # numba reads any integer width; strided field views are fine
+    return col.astype(np.int64)
 
 
 def _codes(col) -> np.ndarray:
+    """Action/side as ASCII codes (uint8), viewed without a copy for S1 columns."""
     col = np.asarray(col)
     if col.dtype.kind == "S" and col.dtype.itemsize == 1:
-        return np.ascontiguousarray(col).view(np.uint8).astype(np.int64)
+        return col.view(np.uint8)
     if col.dtype.kind in "SUO":
-        return np.asarray(col, dtype="S1").view(np.uint8).astype(np.int64)
-    return col.astype(np.int64)
+        return np.asarray(col, dtype="S1").view(np.uint8)
+    return col.astype(np.uint8, copy=False)
 
 
 def _mbo_columns(mbo):
@@ -691,7 +695,9 @@ def _mbo_columns(mbo):
 def _mbp_columns(mbp):
     hdr = (_int64(_get(mbp, "ts_recv")), _codes(_get(mbp, "action")), _codes(_get(mbp, "side")),
            _int64(_get(mbp, "price")), _int64(_get(mbp, "size")), _int64(_get(mbp, "flags")))
-    px = tuple(_int64(_get(mbp, f"{s}_px_{i:02d}")) for s in ("bid", "ask") for i in range(TOP))
+    px = tuple(np.ascontiguousarray(_get(mbp, f"{s}_px_{i:02d}")).view(np.int64) if _get(mbp, f"{s}_px_{i:02d}").dtype == np.uint64
+               else np.ascontiguousarray(_get(mbp, f"{s}_px_{i:02d}"), dtype=np.int64)
+               for s in ("bid", "ask") for i in range(TOP))
     szct = tuple(np.ascontiguousarray(_get(mbp, f"{s}_{f}_{i:02d}"), dtype=np.uint32)
                  for f in ("sz", "ct") for s in ("bid", "ask") for i in range(TOP))
     return hdr, px, szct

@@ -14,6 +14,7 @@ Choices where the spec is silent (also in :func:`session_levels`):
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import numpy as np
@@ -111,3 +112,66 @@ def available_levels(levels: dict[str, Any]) -> dict[str, tuple[float, int]]:
             continue
         out[lt] = (float(px), int(levels[f"{lt[:2]}_available_from"]))
     return out
+
+
+class LevelsAccumulator:
+    """Resumable :func:`session_levels` for micro-batches (streaming): ``apply(ts_recv,
+    best_bid, best_ask)`` folds book states in; ``result()`` gives the same dict as
+    :func:`session_levels` over everything applied so far; ``state_bytes()`` /
+    ``from_state_bytes()`` checkpoint it. Batches may come in any order."""
+
+    FORMAT = "mbolake.levels.v1"
+
+    def __init__(self, session_date, timezone: str, premarket_start=(5, 0), rth_open=(9, 30), or_end=(9, 45)):
+        self.args = {"session_date": as_date(session_date).isoformat(), "timezone": timezone,
+                     "premarket_start": list(premarket_start), "rth_open": list(rth_open), "or_end": list(or_end)}
+        empty = np.zeros(0)
+        base = session_levels(empty.astype(np.int64), empty, empty, **self._call_args())
+        self.bounds = {"pm": (base["pm_start"], base["pm_end"]), "or": (base["or_start"], base["or_end"])}
+        self.acc = {w: {"high": None, "low": None, "n": 0} for w in ("pm", "or")}
+
+    def _call_args(self) -> dict[str, Any]:
+        a = self.args
+        return {"session_date": a["session_date"], "timezone": a["timezone"],
+                "premarket_start": tuple(a["premarket_start"]), "rth_open": tuple(a["rth_open"]),
+                "or_end": tuple(a["or_end"])}
+
+    def apply(self, ts_recv, best_bid, best_ask) -> None:
+        ts = np.asarray(ts_recv, dtype=np.int64)
+        bid = np.asarray(best_bid, dtype=np.float64)
+        ask = np.asarray(best_ask, dtype=np.float64)
+        valid = np.isfinite(bid) & np.isfinite(ask)
+        mid = (bid + ask) / 2.0
+        for w, (lo, hi) in self.bounds.items():
+            m = valid & (ts >= lo) & (ts < hi)
+            if not m.any():
+                continue
+            a = self.acc[w]
+            h, l = float(mid[m].max()), float(mid[m].min())
+            a["high"] = h if a["high"] is None else max(a["high"], h)
+            a["low"] = l if a["low"] is None else min(a["low"], l)
+            a["n"] += int(m.sum())
+
+    def result(self) -> dict[str, Any]:
+        empty = np.zeros(0)
+        out = session_levels(empty.astype(np.int64), empty, empty, **self._call_args())
+        out["empty_windows"] = []
+        for w in ("pm", "or"):
+            a = self.acc[w]
+            out[f"{w}_high"], out[f"{w}_low"], out[f"{w}_n_states"] = a["high"], a["low"], a["n"]
+            if a["n"] == 0:
+                out["empty_windows"].append(w)
+        out["levels_complete"] = not out["empty_windows"]
+        return out
+
+    def state_bytes(self) -> bytes:
+        return json.dumps({"format": self.FORMAT, "args": self.args, "acc": self.acc}, sort_keys=True).encode()
+
+    @classmethod
+    def from_state_bytes(cls, data: bytes) -> "LevelsAccumulator":
+        doc = json.loads(data.decode())
+        if doc.get("format") != cls.FORMAT:
+            raise ValueError(f"not a levels accumulator state (expected format {cls.FORMAT!r})")
+        obj = cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in doc["args"].items()})
+        obj.acc = doc["acc"]
+        return obj

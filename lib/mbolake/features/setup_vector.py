@@ -150,3 +150,42 @@ def episode_setup_vector(
     info["feature_set"] = FEATURE_SET
     info["feature_hash"] = feature_hash(FEATURE_SET, vec)
     return vec, info
+
+
+def episode_signature_rows(
+    episodes: pd.DataFrame, candles: pd.DataFrame, bars: pd.DataFrame, tick: float = 0.25,
+    positions: Sequence[int] = tuple(range(-5, 7)), **signature_kwargs,
+) -> pd.DataFrame:
+    """``silver.feature_primitives`` rows: one per (episode, candle of its lookback and
+    look-forward windows that exists in ``candles``), with ``episode_id``, ``position``
+    (-5..6, 0 = confirm), ``candle_ts`` and the 47 signature columns."""
+    rows = []
+    for ep in episodes.to_dict("records"):
+        cn = int(ep["confirm_ts"]) - int(ep["trigger_ts"])
+        sigs = episode_signatures(ep, candles, bars, tick=tick, positions=positions, **signature_kwargs)
+        for p, s in sigs.items():
+            if s is not None:
+                rows.append({"episode_id": ep["episode_id"], "position": int(p),
+                             "candle_ts": int(ep["confirm_ts"]) + p * cn, **dict(zip(SIGNATURE_NAMES, s.tolist()))})
+    return pd.DataFrame(rows, columns=["episode_id", "position", "candle_ts", *SIGNATURE_NAMES])
+
+
+SETUP_VECTOR_COLUMNS = ["episode_id", "vector_time", "feature_set", "vector", "feature_hash", "context_truncated",
+                        "n_nonfinite"]
+
+
+def setup_vectors(
+    episodes: pd.DataFrame, candles: pd.DataFrame, bars: pd.DataFrame, tick: float = 0.25, **signature_kwargs
+) -> pd.DataFrame:
+    """``gold.setup_vectors`` rows for the episodes whose confirm candle is in ``candles``
+    (``vector`` = float64 array of 345; see :data:`SETUP_V2_LAYOUT`)."""
+    have = set(np.asarray(candles["candle_ts"], dtype=np.int64).tolist())
+    rows = []
+    for ep in episodes.to_dict("records"):
+        if int(ep["confirm_ts"]) not in have:
+            continue
+        vec, info = episode_setup_vector(ep, candles, bars, tick=tick, **signature_kwargs)
+        rows.append({"episode_id": ep["episode_id"], "vector_time": int(ep["vector_time"]), "feature_set": FEATURE_SET,
+                     "vector": vec, "feature_hash": info["feature_hash"],
+                     "context_truncated": info["context_truncated"], "n_nonfinite": info["n_nonfinite"]})
+    return pd.DataFrame(rows, columns=SETUP_VECTOR_COLUMNS)

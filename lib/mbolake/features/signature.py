@@ -113,7 +113,7 @@ def lin(x) -> np.ndarray:
 
 def _col(bars: pd.DataFrame, name: str, fill: float = np.nan) -> np.ndarray:
     if name in bars.columns:
-        return np.asarray(pd.to_numeric(bars[name], errors="coerce"), dtype=np.float64)
+        return pd.to_numeric(bars[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return np.full(len(bars), fill)
 
 

@@ -119,26 +119,29 @@ class SilverRebuildOrderBook:
         # Nulls are filled before the data reaches pandas: a nullable long would arrive as float64.
         bronze = bronze.withColumn("price", F.coalesce(F.col("price"), F.lit(UNDEF_PRICE)))
         bronze = bronze.select("contract_id", "session_date", *KERNEL_COLUMNS)
-        keys = bronze.groupBy("contract_id", "session_date").count().toPandas()
         lineage = {"inputs": {BRONZE_MBO.name: bronze_version}, "code_version": ctx.code_version}
         lineage_json = json.dumps(lineage, sort_keys=True)
-        if keys.empty:
-            return BookSummary([], 0, 0, 0, pd.DataFrame(columns=BOOK_QUALITY.schema.names), lineage, 0.0)
-
         grouped = bronze.groupBy("contract_id", "session_date")
+        # The quality pass (kernel without rows) also tells which contract-sessions exist.
+        quality = grouped.applyInPandas(lambda pdf: _quality_group(pdf, lineage_json),
+                                        schema=spark_schema(BOOK_QUALITY)).toPandas()
+        quality = quality.sort_values(["session_date", "contract_id"]).reset_index(drop=True)
+        if quality.empty:
+            return BookSummary([], 0, 0, 0, quality, lineage, time.perf_counter() - t0)
+        where = _replace_where(quality)
         states = grouped.applyInPandas(_rebuild_group, schema=spark_schema(ORDERBOOK_STATE))
-        quality = grouped.applyInPandas(lambda pdf: _quality_group(pdf, lineage_json), schema=spark_schema(BOOK_QUALITY))
-        where = _replace_where(keys)
-        for table, df in ((ORDERBOOK_STATE, states), (BOOK_QUALITY, quality)):
-            (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
-             .option("userMetadata", lineage_json).partitionBy(*table.partition_by)
-             .save(ctx.profile.table_path(table.name)))
+        _replace(states, ORDERBOOK_STATE, ctx, where, lineage_json)
+        _replace(spark.createDataFrame(quality, schema=spark_schema(BOOK_QUALITY)), BOOK_QUALITY, ctx, where, lineage_json)
         state_rows = spark.read.format("delta").load(ctx.profile.table_path(ORDERBOOK_STATE.name)).where(where).count()
-        quality_pdf = spark.read.format("delta").load(ctx.profile.table_path(BOOK_QUALITY.name)).where(where).toPandas()
-        sessions = sorted(keys["session_date"].unique())
-        return BookSummary(sessions, len(keys), int(keys["count"].sum()), state_rows,
-                           quality_pdf.sort_values(["session_date", "contract_id"]).reset_index(drop=True),
-                           lineage, time.perf_counter() - t0)
+        return BookSummary(sorted(quality["session_date"].unique()), len(quality), int(quality["records"].sum()),
+                           state_rows, quality, lineage, time.perf_counter() - t0)
+
+
+def _replace(df, table, ctx: Context, where: str, lineage_json: str) -> None:
+    """Overwrite exactly the rebuilt contract-sessions of ``table`` in one Delta commit."""
+    (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
+     .option("userMetadata", lineage_json).partitionBy(*table.partition_by)
+     .save(ctx.profile.table_path(table.name)))
 
 
 def _replace_where(keys: pd.DataFrame) -> str:
