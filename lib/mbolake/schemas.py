@@ -164,7 +164,96 @@ BOOK_QUALITY = Table(
     description="order-book quality counters per contract and session (BOOK.md, Output 2)",
 )
 
-TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE, MBO_NORMALIZED, ORDERBOOK_STATE, BOOK_QUALITY)}
+SESSION_LEVELS = Table(
+    "silver.session_levels",
+    pa.schema(
+        [("contract_id", pa.string()), ("session_date", pa.date32())]
+        + [(name, pa.float64()) for name in ("pm_high", "pm_low", "or_high", "or_low")]  # points; null if no data
+        + [("pm_available_from", pa.int64()), ("or_available_from", pa.int64()), ("levels_complete", pa.bool_()),
+           ("empty_windows", pa.string()), ("pm_n_states", pa.int64()), ("or_n_states", pa.int64()),
+           ("data_version", pa.string())]
+    ),
+    partition_by=("session_date",),
+    description="pre-market and opening-range highs and lows of the book mid (FEATURES.md §1)",
+)
+
+
+def _bar_schema() -> pa.Schema:
+    from .features.bars import FEATURE_COLUMNS
+
+    return pa.schema(
+        [("contract_id", pa.string()), ("session_date", pa.date32()), ("bar_ts", pa.int64())]
+        + [(name, pa.float64()) for name in FEATURE_COLUMNS]  # every feature as double; -1 / null as documented
+        + [("data_version", pa.string())]
+    )
+
+
+BAR_5S = Table("silver.bar_5s", _bar_schema(), partition_by=("session_date",),
+               description="5-second book, flow and trade features over the 08:30-12:30 window (FEATURES.md §3)")
+
+
+def _primitives_schema() -> pa.Schema:
+    from .features.signature import SIGNATURE_NAMES
+
+    return pa.schema(
+        [("contract_id", pa.string()), ("session_date", pa.date32()), ("episode_id", pa.string()),
+         ("level_type", pa.string()), ("level_price", pa.float64()), ("direction", pa.int32()),
+         ("trigger_ts", pa.int64()), ("confirm_ts", pa.int64()), ("vector_time", pa.int64()),
+         ("confirm_in_window", pa.bool_()), ("lookforward_complete", pa.bool_()),
+         ("position", pa.int32()), ("candle_ts", pa.int64()),
+         ("open", pa.float64()), ("high", pa.float64()), ("low", pa.float64()), ("close", pa.float64()),
+         ("has_trades", pa.bool_())]
+        + [(name, pa.float64()) for name in SIGNATURE_NAMES]
+        + [("data_version", pa.string())]
+    )
+
+
+FEATURE_PRIMITIVES = Table(
+    "silver.feature_primitives", _primitives_schema(), partition_by=("session_date",),
+    description="one row per candle (positions -5..6, 0 = confirm) of every approach episode, both directions, "
+                "every level type, with its 47-number signature (FEATURES.md §4)",
+)
+
+SETUP_VECTORS = Table(
+    "gold.setup_vectors",
+    pa.schema(
+        [("vector_time", pa.int64()), ("model_id", pa.string()), ("contract_id", pa.string()),
+         ("session_date", pa.date32()), ("episode_id", pa.string()), ("level_type", pa.string()),
+         ("approach_direction", pa.int32()), ("lookback_spec", pa.string()), ("feature_set", pa.string()),
+         ("feature_vector", pa.list_(pa.float64())), ("feature_hash", pa.string()),
+         ("context_truncated", pa.bool_()), ("n_nonfinite", pa.int64()), ("data_version", pa.string())]
+    ),
+    partition_by=("session_date",),
+    description="one setup_v2 vector (345 numbers) per episode, valid at the confirm candle's close",
+)
+
+LABELS = Table(
+    "gold.labels",
+    pa.schema(
+        [("episode_id", pa.string()), ("contract_id", pa.string()), ("session_date", pa.date32()),
+         ("outcome", pa.string()), ("outcome_score", pa.float64()), ("max_signed_dist", pa.float64()),
+         ("min_signed_dist", pa.float64()), ("first_hit_side", pa.string()), ("first_hit_offset_bars", pa.int32()),
+         ("mae_pts", pa.float64()), ("mfe_pts", pa.float64()), ("chop_flag", pa.bool_()),
+         ("failed_break_flag", pa.bool_()), ("both_sides_hit_flag", pa.bool_()), ("label_complete", pa.bool_()),
+         ("data_version", pa.string())]
+    ),
+    partition_by=("session_date",),
+    description="outcome of each episode over the 6 look-forward candles (historical only)",
+)
+
+TRAINING_VIEW = Table(
+    "gold.training_view",
+    pa.schema(
+        list(SETUP_VECTORS.schema)
+        + [f for f in LABELS.schema if f.name not in ("episode_id", "contract_id", "session_date", "data_version")]
+        + [("levels_complete", pa.bool_()), ("front_month_dominance", pa.float64()), ("roll_contaminated", pa.bool_())]
+    ),
+    partition_by=("session_date",),
+    description="gold.setup_vectors joined with gold.labels and session metadata",
+)
+
+TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE, MBO_NORMALIZED, ORDERBOOK_STATE, BOOK_QUALITY,
+                              SESSION_LEVELS, BAR_5S, FEATURE_PRIMITIVES, SETUP_VECTORS, LABELS, TRAINING_VIEW)}
 
 
 class SchemaMismatch(ValueError):
@@ -207,6 +296,11 @@ def check_spark_schema(table: Table, df) -> None:
 def render_markdown() -> str:
     lines = []
     for table in TABLES.values():
+        if len(table.schema) > 60:  # wide feature tables: name the column groups, not every column
+            lines += [f"### `{table.name}` — partitioned by {', '.join(table.partition_by)}", "", table.description, "",
+                      f"{len(table.schema)} columns: " + ", ".join(f"`{f.name}`" for f in list(table.schema)[:6])
+                      + f", …, `{table.schema[-1].name}` (declared in `lib/mbolake/schemas.py`).", ""]
+            continue
         part = f" — partitioned by {', '.join(table.partition_by)}" if table.partition_by else ""
         lines += [f"### `{table.name}`{part}", "", table.description, "", "| column | type |", "|---|---|"]
         lines += [f"| {f.name} | {f.type} |" for f in table.schema]

@@ -194,6 +194,11 @@ class BarParams:
     def band_edges_pts(self) -> np.ndarray:
         return np.array(ES_BAND_EDGES_PTS, np.float64) * (self.tick_size / ES_TICK)
 
+    @property
+    def band_edges_fixed(self) -> np.ndarray:
+        """Band edges in fixed-point units (what the kernels compare distances with)."""
+        return self.band_edges_pts * FIXED_SCALE
+
     @classmethod
     def for_session(cls, session_date, product=None, start=(8, 30), end=(12, 30), **kw) -> "BarParams":
         """08:30-12:30 exchange-local of ``session_date`` (defaults: ES)."""
@@ -208,6 +213,11 @@ class BarParams:
 
 
 # ---------------------------------------------------------------- order hash (numba)
+# otab[h] = (order_id, side (-1 = free slot), price, size): one 32-byte row per slot, linear
+# probing with backward-shift deletion, load <= 0.5 (the caller doubles it on NEED_ORDERS).
+O_KEY, O_SIDE, O_PX, O_SZ = range(4)
+
+
 @njit(cache=True, inline="always")
 def _hash(oid, mask):
     x = np.uint64(oid)
@@ -220,45 +230,46 @@ def _hash(oid, mask):
 
 
 @njit(cache=True, inline="always")
-def _ofind(okey, ouse, oid):
-    mask = okey.shape[0] - 1
+def _ofind(otab, oid):
+    mask = otab.shape[0] - 1
     h = _hash(oid, mask)
-    while ouse[h]:
-        if okey[h] == oid:
+    while otab[h, O_SIDE] >= 0:
+        if otab[h, O_KEY] == oid:
             return h, True
         h = (h + 1) & mask
     return h, False
 
 
 @njit(cache=True)
-def _odelete(okey, ouse, oside, opx, osz, h):
+def _odelete(otab, h):
     """Backward-shift deletion (linear probing without tombstones)."""
-    mask = okey.shape[0] - 1
-    ouse[h] = 0
+    mask = otab.shape[0] - 1
+    otab[h, O_SIDE] = -1
     j = h
     while True:
         j = (j + 1) & mask
-        if not ouse[j]:
+        if otab[j, O_SIDE] < 0:
             return
-        k = _hash(okey[j], mask)
+        k = _hash(otab[j, O_KEY], mask)
         if h <= j:
             stay = h < k <= j
         else:
             stay = k > h or k <= j
         if stay:
             continue
-        okey[h], oside[h], opx[h], osz[h] = okey[j], oside[j], opx[j], osz[j]
-        ouse[h] = 1
-        ouse[j] = 0
+        for c in range(4):
+            otab[h, c] = otab[j, c]
+        otab[j, O_SIDE] = -1
         h = j
 
 
 @njit(cache=True)
-def _orehash(okey, ouse, oside, opx, osz, nkey, nuse, nside, npx, nsz):
-    for h in range(okey.shape[0]):
-        if ouse[h]:
-            g, _ = _ofind(nkey, nuse, okey[h])
-            nkey[g], nuse[g], nside[g], npx[g], nsz[g] = okey[h], 1, oside[h], opx[h], osz[h]
+def _orehash(otab, ntab):
+    for h in range(otab.shape[0]):
+        if otab[h, O_SIDE] >= 0:
+            g, _ = _ofind(ntab, otab[h, O_KEY])
+            for c in range(4):
+                ntab[g, c] = otab[h, c]
 
 
 # ---------------------------------------------------------------- state metrics (numba)
@@ -300,15 +311,16 @@ def _tw_metrics(lv, edges, micro, tw):
     tw[1] = (B0 - A0) / (B0 + A0 + EPS)
     tw[2] = (bsum - asum) / (bsum + asum + EPS)
     if micro == micro:
+        mf = micro * FIXED_SCALE  # distances compared in fixed-point units (edges are too)
         for b in range(NB_):
             tw[T_BQ + b] = 0.0
             tw[T_AQ + b] = 0.0
         for i in range(nb):
-            k = band_index(micro - lv[i] / FIXED_SCALE, edges)
+            k = band_index(mf - lv[i], edges)
             if k >= 0:
                 tw[T_BQ + k] += lv[2 * TOP + i]
         for i in range(na):
-            k = band_index(lv[TOP + i] / FIXED_SCALE - micro, edges)
+            k = band_index(lv[TOP + i] - mf, edges)
             if k >= 0:
                 tw[T_AQ + k] += lv[3 * TOP + i]
     else:
@@ -406,8 +418,8 @@ def state_features(lv, params: "BarParams") -> dict[str, float]:
     micro, mid = _micro_mid(lv)
     tw = np.empty(NTW)
     cur = _no_state_row()
-    _tw_metrics(lv, params.band_edges_pts, micro, tw)
-    _eob_metrics(lv, params.band_edges_pts, float(params.wall_z), micro, mid, tw, cur, np.empty(TOP))
+    _tw_metrics(lv, params.band_edges_fixed, micro, tw)
+    _eob_metrics(lv, params.band_edges_fixed, float(params.wall_z), micro, mid, tw, cur, np.empty(TOP))
     d = {n: cur[i] for i, n in enumerate(_NAMES) if n.endswith("_eob")}
     for b, band in enumerate(BANDS):
         d[f"below_qty_{band}"] = tw[T_BQ + b]
@@ -476,7 +488,8 @@ def _close(gi, gf, lv, edges, wall_z, tw, cur, z, acc, out, out_ts, out_k):
 
 @njit(cache=True)
 def _advance(t, w0, bar, nbars, edges, wall_z, gi, gf, lv, tw, cur, z, acc, out, out_ts, out_k):
-    """Move the clock to t: close every bar ending at or before t, accumulate the rest."""
+    """Move the clock to t: close every bar ending at or before t. The current state's
+    time inside the open bar is accumulated lazily (at the next state change or bar close)."""
     while gi[G_K] < nbars:
         bend = w0 + (gi[G_K] + 1) * bar
         if t < bend:
@@ -486,18 +499,16 @@ def _advance(t, w0, bar, nbars, edges, wall_z, gi, gf, lv, tw, cur, z, acc, out,
         _reset(gi, acc)
         gi[G_K] += 1
         gi[G_CURSOR] = bend
-    if gi[G_K] < nbars and t > gi[G_CURSOR]:
-        _accumulate(gi, gf, lv, edges, tw, acc, gi[G_CURSOR], t)
-        gi[G_CURSOR] = t
 
 
 @njit(cache=True, inline="always")
-def _flow(acc, side, px, dq, p, edges):
-    if not (p == p) or px == UNDEF or dq == 0:
+def _flow(acc, side, px, dq, p_fixed, edges_fixed):
+    """Add dq to the flow of side x band of price px; p_fixed = pre-record microprice in
+    fixed-point units (distances are compared in fixed-point units: exact for prices)."""
+    if not (p_fixed == p_fixed) or px == UNDEF or dq == 0:
         return
-    x = px / FIXED_SCALE
-    d = (p - x) if side == 0 else (x - p)
-    k = band_index(d, edges)
+    d = (p_fixed - px) if side == 0 else (px - p_fixed)
+    k = band_index(d, edges_fixed)
     if k >= 0:
         acc[A_FLOW + NB_ * side + k] += dq
 
@@ -519,43 +530,34 @@ def _match_states(ts, act, side, px, sz, fl, s_ts, s_act, s_side, s_px, s_sz, s_
 
 @njit(cache=True)
 def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, nbars, edges, wall_z,
-         gi, gf, lv, cur, tw, acc, z, okey, ouse, oside, opx, osz, out, out_ts, out_k):
+         gi, gf, lv, cur, tw, acc, z, otab, out, out_ts, out_k):
     """Feed records[start:] (with their matched states); returns (next record, status)."""
     n = ts.shape[0]
-    cap = okey.shape[0]
+    cap = otab.shape[0]
     for i in range(start, n):
         if gi[G_K] >= nbars:
             return n, OK  # window over: nothing left to compute
         a = np.int64(act[i])
         if (a == ACT_ADD or a == ACT_MODIFY) and 2 * (gi[G_NORD] + 1) > cap:
             return i, NEED_ORDERS
-        t = ts[i]
+        t = np.int64(ts[i])
         if gi[G_HAVE_T] != 0 and t < gi[G_LAST_T]:
             t = gi[G_LAST_T]
         gi[G_LAST_T] = t
         gi[G_HAVE_T] = 1
-        if t > gi[G_CURSOR]:
+        if t >= w0 + (gi[G_K] + 1) * bar:
             _advance(t, w0, bar, nbars, edges, wall_z, gi, gf, lv, tw, cur, z, acc, out, out_ts, out_k)
         inwin = t >= w0 and gi[G_K] < nbars
-        if gi[G_HAVE_MP] == 0:
-            p = np.nan
-        elif gi[G_MP_T] < t:
-            p = gf[F_MP_LAST]
-        else:
-            p = gf[F_MP_PRIOR]
-        if not inwin:
-            p = np.nan  # outside the window nothing is attributed (orders are still tracked)
-        sd = np.int64(side[i])
-        s = 0 if sd == SIDE_BID else (1 if sd == SIDE_ASK else -1)
-        px = price[i]
-        sz = np.int64(size[i])
         if a == ACT_TRADE:
             if inwin:
+                sz = np.int64(size[i])
+                sd = np.int64(side[i])
+                px = np.int64(price[i])
                 acc[A_TCNT] += 1.0
                 acc[A_TVOL] += sz
-                if s == 0:
+                if sd == SIDE_BID:
                     acc[A_TSIGN] += sz
-                elif s == 1:
+                elif sd == SIDE_ASK:
                     acc[A_TSIGN] -= sz
                 if px != UNDEF:
                     x = px / FIXED_SCALE
@@ -566,72 +568,93 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
                 else:
                     acc[A_TLPX] = np.nan
                 gi[G_TLTS] = t
-        elif a == ACT_ADD:
-            if s >= 0 and px != UNDEF and sz > 0:
-                h, found = _ofind(okey, ouse, oid[i])
-                if found:
-                    _flow(acc, oside[h], opx[h], -osz[h], p, edges)
-                else:
-                    okey[h] = oid[i]
-                    ouse[h] = 1
-                    gi[G_NORD] += 1
-                oside[h] = s
-                opx[h] = px
-                osz[h] = sz
-                _flow(acc, s, px, sz, p, edges)
-        elif a == ACT_CANCEL:
-            h, found = _ofind(okey, ouse, oid[i])
-            if found:
-                rm = sz if sz < osz[h] else osz[h]
-                if rm > 0:
-                    _flow(acc, oside[h], opx[h], -rm, p, edges)
-                if rm == osz[h]:
-                    _odelete(okey, ouse, oside, opx, osz, h)
-                    gi[G_NORD] -= 1
-                else:
-                    osz[h] -= rm
-        elif a == ACT_MODIFY:
-            h, found = _ofind(okey, ouse, oid[i])
-            if not found:
+        elif a == ACT_ADD or a == ACT_CANCEL or a == ACT_MODIFY:
+            # pre-record microprice (fixed-point units): last state strictly before t
+            if not inwin or gi[G_HAVE_MP] == 0:
+                p = np.nan  # outside the window nothing is attributed (orders are still tracked)
+            elif gi[G_MP_T] < t:
+                p = gf[F_MP_LAST] * FIXED_SCALE
+            else:
+                p = gf[F_MP_PRIOR] * FIXED_SCALE
+            sd = np.int64(side[i])
+            s = 0 if sd == SIDE_BID else (1 if sd == SIDE_ASK else -1)
+            px = np.int64(price[i])
+            sz = np.int64(size[i])
+            h, found = _ofind(otab, np.int64(oid[i]))
+            if a == ACT_ADD:
                 if s >= 0 and px != UNDEF and sz > 0:
-                    okey[h] = oid[i]
-                    ouse[h] = 1
-                    oside[h] = s
-                    opx[h] = px
-                    osz[h] = sz
-                    gi[G_NORD] += 1
+                    if found:  # duplicate add: the order is replaced
+                        _flow(acc, otab[h, O_SIDE], otab[h, O_PX], -otab[h, O_SZ], p, edges)
+                    else:
+                        otab[h, O_KEY] = oid[i]
+                        gi[G_NORD] += 1
+                    otab[h, O_SIDE] = s
+                    otab[h, O_PX] = px
+                    otab[h, O_SZ] = sz
                     _flow(acc, s, px, sz, p, edges)
-            elif px != UNDEF:
-                _flow(acc, oside[h], opx[h], -osz[h], p, edges)
-                if sz <= 0:
-                    _odelete(okey, ouse, oside, opx, osz, h)
-                    gi[G_NORD] -= 1
-                else:
-                    _flow(acc, oside[h], px, sz, p, edges)
-                    opx[h] = px
-                    osz[h] = sz
+            elif a == ACT_CANCEL:
+                if found:
+                    osz = otab[h, O_SZ]
+                    rm = sz if sz < osz else osz
+                    if rm > 0:
+                        _flow(acc, otab[h, O_SIDE], otab[h, O_PX], -rm, p, edges)
+                    if rm == osz:
+                        _odelete(otab, h)
+                        gi[G_NORD] -= 1
+                    else:
+                        otab[h, O_SZ] = osz - rm
+            else:  # modify
+                if not found:  # a modify of an unknown order is an add
+                    if s >= 0 and px != UNDEF and sz > 0:
+                        otab[h, O_KEY] = oid[i]
+                        otab[h, O_SIDE] = s
+                        otab[h, O_PX] = px
+                        otab[h, O_SZ] = sz
+                        gi[G_NORD] += 1
+                        _flow(acc, s, px, sz, p, edges)
+                elif px != UNDEF:
+                    os_ = otab[h, O_SIDE]
+                    _flow(acc, os_, otab[h, O_PX], -otab[h, O_SZ], p, edges)
+                    if sz <= 0:
+                        _odelete(otab, h)
+                        gi[G_NORD] -= 1
+                    else:
+                        _flow(acc, os_, px, sz, p, edges)
+                        otab[h, O_PX] = px
+                        otab[h, O_SZ] = sz
         elif a == ACT_CLEAR:
             for h in range(cap):
-                ouse[h] = 0
+                otab[h, O_SIDE] = -1
             gi[G_NORD] = 0
         j = sidx[i]
         if j >= 0:
-            # the book state after this record's event group, effective from t
-            if inwin and gi[G_HAVE_STATE] != 0:
-                e10 = 0.0
-                for l in range(TOP):
+            # the book state after this record's event group, effective from t: the old one
+            # stood until t; OFI against it while copying the new one in
+            if t > gi[G_CURSOR]:
+                _accumulate(gi, gf, lv, edges, tw, acc, gi[G_CURSOR], t)
+                gi[G_CURSOR] = t
+            doofi = inwin and gi[G_HAVE_STATE] != 0
+            e10 = 0.0
+            for l in range(TOP):
+                pb1 = spx[l][j]
+                pa1 = spx[TOP + l][j]
+                qb1 = np.int64(sszct[l][j])
+                qa1 = np.int64(sszct[TOP + l][j])
+                if doofi:
                     pb0 = lv[l] if lv[l] != UNDEF else INT64_MIN
-                    pb1 = spx[l][j] if spx[l][j] != UNDEF else INT64_MIN
                     e = ofi_level(pb0, float(lv[2 * TOP + l]), lv[TOP + l], float(lv[3 * TOP + l]),
-                                  pb1, float(sszct[l][j]), spx[TOP + l][j], float(sszct[TOP + l][j]))
+                                  pb1 if pb1 != UNDEF else INT64_MIN, float(qb1), pa1, float(qa1))
                     if l == 0:
                         acc[A_OFI0] += e
                     e10 += e
+                lv[l] = pb1
+                lv[TOP + l] = pa1
+                lv[2 * TOP + l] = qb1
+                lv[3 * TOP + l] = qa1
+                lv[4 * TOP + l] = np.int64(sszct[2 * TOP + l][j])
+                lv[5 * TOP + l] = np.int64(sszct[3 * TOP + l][j])
+            if doofi:
                 acc[A_OFI10] += e10
-            for c in range(2 * TOP):
-                lv[c] = spx[c][j]
-            for c in range(4 * TOP):
-                lv[2 * TOP + c] = np.int64(sszct[c][j])
             micro, mid = _micro_mid(lv)
             gf[F_CUR_MID] = mid
             gi[G_TW_DIRTY] = 1
@@ -715,7 +738,7 @@ class BarBuilder:
 
     def __init__(self, params: BarParams, order_capacity: int = 1 << 12) -> None:
         self.params = params
-        self._edges = params.band_edges_pts
+        self._edges = params.band_edges_fixed
         self.gi = np.zeros(GI_LEN, np.int64)
         self.gi[G_CURSOR] = params.window_start_ns
         self.gi[G_TLTS] = -1
@@ -730,16 +753,13 @@ class BarBuilder:
         self._alloc_orders(cap)
 
     def _alloc_orders(self, cap: int) -> None:
-        self.okey = np.zeros(cap, np.int64)
-        self.ouse = np.zeros(cap, np.uint8)
-        self.oside = np.zeros(cap, np.int64)
-        self.opx = np.zeros(cap, np.int64)
-        self.osz = np.zeros(cap, np.int64)
+        self.otab = np.zeros((cap, 4), np.int64)
+        self.otab[:, O_SIDE] = -1
 
     def _grow_orders(self) -> None:
-        old = (self.okey, self.ouse, self.oside, self.opx, self.osz)
-        self._alloc_orders(2 * self.okey.shape[0])
-        _orehash(*old, self.okey, self.ouse, self.oside, self.opx, self.osz)
+        old = self.otab
+        self._alloc_orders(2 * old.shape[0])
+        _orehash(old, self.otab)
 
     @property
     def bars_emitted(self) -> int:
@@ -776,7 +796,7 @@ class BarBuilder:
         while True:
             i, status = _run(ts, act, side, px, sz, oid, fl, sidx, spx, sszct, i, p.window_start_ns, p.bar_ns,
                              p.n_bars, self._edges, float(p.wall_z), self.gi, self.gf, self.lv, self.cur, self.tw,
-                             self.acc, np.empty(TOP), self.okey, self.ouse, self.oside, self.opx, self.osz, *out)
+                             self.acc, np.empty(TOP), self.otab, *out)
             if status == OK:
                 break
             self._grow_orders()
@@ -815,7 +835,7 @@ class BarBuilder:
         return pd.DataFrame(cols, columns=list(BAR_COLUMNS))
 
     # ---- checkpoint ----
-    _STATE = ("gi", "gf", "lv", "cur", "tw", "acc", "okey", "ouse", "oside", "opx", "osz")
+    _STATE = ("gi", "gf", "lv", "cur", "tw", "acc", "otab")
 
     def state_bytes(self) -> bytes:
         p = self.params
@@ -835,7 +855,7 @@ class BarBuilder:
             params = BarParams(int(pi[0]), int(pi[1]), int(pi[2]), float(pf[0]), float(pf[1]))
             b = cls.__new__(cls)
             b.params = params
-            b._edges = params.band_edges_pts
+            b._edges = params.band_edges_fixed
             for k in cls._STATE:
                 setattr(b, k, z[k].copy())
         return b

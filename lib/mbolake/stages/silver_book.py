@@ -18,6 +18,7 @@ import pandas as pd
 from ..context import Context
 from ..dbn import UNDEF_PRICE
 from ..schemas import BOOK_QUALITY, BOOK_QUALITY_COUNTERS, BRONZE_MBO, ORDERBOOK_STATE, spark_schema
+from .common import count_rows, data_version, in_dates, pairs_predicate, read_pinned, replace_rows
 
 KERNEL_COLUMNS = ["ts_recv", "ts_event", "publisher_id", "instrument_id", "action", "side", "price", "size",
                   "order_id", "flags", "sequence", "channel_id", "record_index"]
@@ -100,27 +101,17 @@ class SilverRebuildOrderBook:
             end_date: dt.date | None = None, include_spreads: bool = False) -> BookSummary:
         from pyspark.sql import functions as F
 
-        from .. import delta_tables
-
         t0 = time.perf_counter()
         spark = ctx.spark
-        bronze_version = delta_tables.version(ctx.profile, BRONZE_MBO)
-        if bronze_version is None:
-            raise ValueError(f"{BRONZE_MBO.name} does not exist yet under {ctx.profile.lake_root}: run 10_bronze first")
-        bronze = spark.read.format("delta").option("versionAsOf", bronze_version).load(
-            ctx.profile.table_path(BRONZE_MBO.name))
-        bronze = bronze.where(F.col("underlier") == underlier)
+        bronze, bronze_version = read_pinned(ctx, BRONZE_MBO, self.name)
+        bronze = in_dates(bronze.where(F.col("underlier") == underlier), start_date, end_date)
         if not include_spreads:
             bronze = bronze.where(F.col("instrument_type") != "SPREAD")
-        if start_date:
-            bronze = bronze.where(F.col("session_date") >= F.lit(start_date))
-        if end_date:
-            bronze = bronze.where(F.col("session_date") <= F.lit(end_date))
         # Nulls are filled before the data reaches pandas: a nullable long would arrive as float64.
         bronze = bronze.withColumn("price", F.coalesce(F.col("price"), F.lit(UNDEF_PRICE)))
         bronze = bronze.select("contract_id", "session_date", *KERNEL_COLUMNS)
-        lineage = {"inputs": {BRONZE_MBO.name: bronze_version}, "code_version": ctx.code_version}
-        lineage_json = json.dumps(lineage, sort_keys=True)
+        lineage_json = data_version(ctx, {BRONZE_MBO.name: bronze_version})
+        lineage = json.loads(lineage_json)
         grouped = bronze.groupBy("contract_id", "session_date")
         # The quality pass (kernel without rows) also tells which contract-sessions exist.
         quality = grouped.applyInPandas(lambda pdf: _quality_group(pdf, lineage_json),
@@ -128,24 +119,11 @@ class SilverRebuildOrderBook:
         quality = quality.sort_values(["session_date", "contract_id"]).reset_index(drop=True)
         if quality.empty:
             return BookSummary([], 0, 0, 0, quality, lineage, time.perf_counter() - t0)
-        where = _replace_where(quality)
+        where = pairs_predicate(quality)
         states = grouped.applyInPandas(_rebuild_group, schema=spark_schema(ORDERBOOK_STATE))
-        _replace(states, ORDERBOOK_STATE, ctx, where, lineage_json)
-        _replace(spark.createDataFrame(quality, schema=spark_schema(BOOK_QUALITY)), BOOK_QUALITY, ctx, where, lineage_json)
-        state_rows = spark.read.format("delta").load(ctx.profile.table_path(ORDERBOOK_STATE.name)).where(where).count()
+        replace_rows(ctx, ORDERBOOK_STATE, states, where, lineage_json)
+        replace_rows(ctx, BOOK_QUALITY, spark.createDataFrame(quality, schema=spark_schema(BOOK_QUALITY)), where,
+                     lineage_json)
+        state_rows = count_rows(ctx, ORDERBOOK_STATE, where)
         return BookSummary(sorted(quality["session_date"].unique()), len(quality), int(quality["records"].sum()),
                            state_rows, quality, lineage, time.perf_counter() - t0)
-
-
-def _replace(df, table, ctx: Context, where: str, lineage_json: str) -> None:
-    """Overwrite exactly the rebuilt contract-sessions of ``table`` in one Delta commit."""
-    (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
-     .option("userMetadata", lineage_json).partitionBy(*table.partition_by)
-     .save(ctx.profile.table_path(table.name)))
-
-
-def _replace_where(keys: pd.DataFrame) -> str:
-    """A predicate covering exactly the (contract, session) pairs this run rebuilt."""
-    pairs = [f"(contract_id = '{c}' AND session_date = DATE'{d}')" for c, d in
-             keys[["contract_id", "session_date"]].itertuples(index=False)]
-    return " OR ".join(pairs)

@@ -17,7 +17,8 @@ import pandas as pd
 
 from ..context import Context
 from ..products import get_product
-from ..schemas import BRONZE_MBO, MBO_NORMALIZED, check_spark_schema
+from ..schemas import BRONZE_MBO, MBO_NORMALIZED
+from .common import count_rows, data_version, in_dates, read_pinned, replace_rows
 
 RTH = ((9, 30), (16, 0))
 POST_END = {"FUT": (17, 0), "STK": (20, 0)}
@@ -72,19 +73,10 @@ class SilverNormalizeMBO:
             end_date: dt.date | None = None, include_spreads: bool = False) -> NormalizeSummary:
         from pyspark.sql import functions as F
 
-        from .. import delta_tables
-
         t0 = time.perf_counter()
         product = get_product(underlier)
-        version = delta_tables.version(ctx.profile, BRONZE_MBO)
-        if version is None:
-            raise ValueError(f"{BRONZE_MBO.name} does not exist yet under {ctx.profile.lake_root}: run 10_bronze first")
-        bronze = (ctx.spark.read.format("delta").option("versionAsOf", version)
-                  .load(ctx.profile.table_path(BRONZE_MBO.name)).where(F.col("underlier") == underlier))
-        if start_date:
-            bronze = bronze.where(F.col("session_date") >= F.lit(start_date))
-        if end_date:
-            bronze = bronze.where(F.col("session_date") <= F.lit(end_date))
+        bronze, version = read_pinned(ctx, BRONZE_MBO, self.name)
+        bronze = in_dates(bronze.where(F.col("underlier") == underlier), start_date, end_date)
         bronze = bronze.withColumn("session_phase", session_phase_column(product))
 
         selection = self._select_front(bronze)
@@ -102,14 +94,12 @@ class SilverNormalizeMBO:
                .withColumn("ts_event_local", F.from_utc_timestamp(F.timestamp_micros(F.floor(F.col("ts_event") / 1000).cast("long")),
                                                                    product.timezone).cast("timestamp_ntz"))
                .select(*MBO_NORMALIZED.schema.names))
-        check_spark_schema(MBO_NORMALIZED, out)
-        lineage = {"inputs": {BRONZE_MBO.name: version}, "code_version": ctx.code_version}
+        lineage_json = data_version(ctx, {BRONZE_MBO.name: version})
         dates = ", ".join(f"DATE'{d}'" for d in sorted(selection["session_date"]))
         where = f"underlier = '{underlier}' AND session_date IN ({dates})"
-        (out.write.format("delta").mode("overwrite").option("replaceWhere", where)
-         .option("userMetadata", json.dumps(lineage, sort_keys=True))
-         .partitionBy(*MBO_NORMALIZED.partition_by).save(ctx.profile.table_path(MBO_NORMALIZED.name)))
-        rows_out = ctx.spark.read.format("delta").load(ctx.profile.table_path(MBO_NORMALIZED.name)).where(where).count()
+        replace_rows(ctx, MBO_NORMALIZED, out, where, lineage_json)
+        rows_out = count_rows(ctx, MBO_NORMALIZED, where)
+        lineage = json.loads(lineage_json)
         return NormalizeSummary(selection, int(selection["session_rows"].sum()), rows_out, lineage,
                                 time.perf_counter() - t0)
 

@@ -1,0 +1,152 @@
+"""GoldExtractSetupVectors: ``silver.feature_primitives`` -> ``gold.setup_vectors``, ``gold.labels``,
+``gold.training_view``; and the frozen training snapshot.
+
+The primitives of an episode hold the signatures of positions -5..6 and the OHLC of those
+candles, so the vector (positions -5..0) and the label (trigger = -1, confirm = 0,
+look-forward 1..6) are both computed from them. Primitives are small (a dozen rows per
+episode), so the vectors are built on the driver from one collected frame.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..context import Context
+from ..products import get_product
+from ..schemas import (FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, SESSION_LEVELS, SETUP_VECTORS, TRAINING_VIEW,
+                       spark_schema)
+from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from .silver_features import StageSummary
+
+
+def lookback_spec(product) -> str:
+    return json.dumps({"candle": "2min", "bar": "5s", "lookback_candles": 6, "lookforward_candles": 6,
+                       "positions": [-5, 0], "window": ["08:30", "12:30"], "tick_size": product.tick_size},
+                      sort_keys=True)
+
+
+def episode_outputs(primitives: pd.DataFrame, product, lineage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(setup vector rows, label rows) for every episode in ``primitives``."""
+    from ..features.labels import LabelParams, label_for_episode
+    from ..features.setup_vector import FEATURE_SET, feature_hash, setup_vector_with_info
+    from ..features.signature import SIGNATURE_NAMES
+
+    spec = lookback_spec(product)
+    label_params = LabelParams.for_tick(product.tick_size)
+    vectors, labels = [], []
+    for episode_id, rows in primitives.groupby("episode_id", sort=True):
+        ep = rows.iloc[0]
+        by_position = {int(r.position): r for r in rows.itertuples(index=False)}
+        sigs = {p: rows.loc[rows["position"] == p, list(SIGNATURE_NAMES)].to_numpy(float)[0]
+                if p in by_position else None for p in range(-5, 1)}
+        vector, info = setup_vector_with_info(sigs)
+        vectors.append({
+            "vector_time": int(ep.vector_time), "model_id": product.model_id, "contract_id": ep.contract_id,
+            "session_date": ep.session_date, "episode_id": episode_id, "level_type": ep.level_type,
+            "approach_direction": int(ep.direction), "lookback_spec": spec, "feature_set": FEATURE_SET,
+            "feature_vector": vector.tolist(), "feature_hash": feature_hash(FEATURE_SET, vector),
+            "context_truncated": info["context_truncated"], "n_nonfinite": info["n_nonfinite"],
+            "data_version": lineage})
+        by_ts = {int(r.candle_ts): (r.open, r.high, r.low, r.close) for r in rows.itertuples(index=False)}
+        label = label_for_episode(ep, by_ts, params=label_params)
+        label["label_complete"] = bool(label["label_complete"] and ep.lookforward_complete)
+        labels.append({"episode_id": episode_id, "contract_id": ep.contract_id, "session_date": ep.session_date,
+                       **{k: label[k] for k in LABELS.schema.names if k in label}, "data_version": lineage})
+    vec_df = pd.DataFrame(vectors, columns=SETUP_VECTORS.schema.names)
+    lab_df = pd.DataFrame(labels, columns=LABELS.schema.names)
+    lab_df["first_hit_offset_bars"] = lab_df["first_hit_offset_bars"].astype(np.int32)
+    vec_df["approach_direction"] = vec_df["approach_direction"].astype(np.int32)
+    return vec_df, lab_df
+
+
+class GoldExtractSetupVectors:
+    name = "GoldExtractSetupVectors"
+    inputs = (FEATURE_PRIMITIVES.name, SESSION_LEVELS.name, MBO_NORMALIZED.name)
+    outputs = (SETUP_VECTORS.name, LABELS.name, TRAINING_VIEW.name)
+
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
+        from pyspark.sql import functions as F
+
+        t0 = time.perf_counter()
+        product = get_product(underlier)
+        prims, prim_version = read_pinned(ctx, FEATURE_PRIMITIVES, self.name)
+        levels, level_version = read_pinned(ctx, SESSION_LEVELS, self.name)
+        mbo, mbo_version = read_pinned(ctx, MBO_NORMALIZED, self.name)
+        lineage = data_version(ctx, {FEATURE_PRIMITIVES.name: prim_version, SESSION_LEVELS.name: level_version,
+                                     MBO_NORMALIZED.name: mbo_version})
+        prims_pdf = in_dates(prims, start_date, end_date).where(
+            F.col("contract_id").startswith(f"{product.venue}:")).toPandas()
+        if prims_pdf.empty:
+            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
+                                notes=["no episodes in the range"])
+        vectors, labels = episode_outputs(prims_pdf, product, lineage)
+        where = pairs_predicate(vectors)
+        spark = ctx.spark
+        replace_rows(ctx, SETUP_VECTORS, spark.createDataFrame(vectors, spark_schema(SETUP_VECTORS)), where, lineage)
+        replace_rows(ctx, LABELS, spark.createDataFrame(labels, spark_schema(LABELS)), where, lineage)
+        session_meta = (in_dates(mbo, start_date, end_date).where(F.col("is_front_month"))
+                        .select("contract_id", "session_date", "front_month_dominance", "roll_contaminated")
+                        .distinct().join(levels.select("contract_id", "session_date", "levels_complete"),
+                                         ["contract_id", "session_date"], "left"))
+        view = (spark.read.format("delta").load(ctx.profile.table_path(SETUP_VECTORS.name)).where(where)
+                .join(spark.read.format("delta").load(ctx.profile.table_path(LABELS.name)).where(where)
+                      .drop("contract_id", "session_date", "data_version"), "episode_id")
+                .join(session_meta, ["contract_id", "session_date"], "left")
+                .select(*TRAINING_VIEW.schema.names))
+        replace_rows(ctx, TRAINING_VIEW, view, where, lineage)
+        balance = (labels.merge(vectors[["episode_id", "level_type", "approach_direction"]], on="episode_id")
+                   .groupby(["session_date", "outcome"]).size().unstack(fill_value=0).reset_index())
+        notes = [f"{int(vectors['n_nonfinite'].sum())} NaN/inf signature values replaced by 0",
+                 f"{int(vectors['context_truncated'].sum())} vector(s) with truncated context",
+                 f"{int((~labels['label_complete']).sum())} episode(s) with an incomplete look-forward "
+                 f"(kept for inference, excluded from training)"]
+        return StageSummary(self.name, len(prims_pdf), len(vectors), time.perf_counter() - t0, json.loads(lineage),
+                            balance, notes)
+
+
+def export_training_snapshot(ctx: Context, model_id: str, run_date: dt.date, complete_only: bool = True) -> Path:
+    """Freeze ``gold.training_view`` for ``model_id`` into ``ml/artifacts/datasets/{model_id}/{run_date}/``.
+
+    Parquet plus ``manifest.json`` (row counts, Delta versions read, SHA-256 per file). A
+    snapshot is immutable: exporting to an existing folder fails.
+    """
+    from pyspark.sql import functions as F
+
+    from .. import delta_tables
+    from ..features.setup_vector import FEATURE_SET, SETUP_V2_LAYOUT
+
+    target = Path(ctx.profile.ml_artifacts_root) / "datasets" / model_id / run_date.isoformat()
+    if target.exists():
+        raise FileExistsError(f"training snapshot {target} exists already; snapshots are immutable")
+    view, version = read_pinned(ctx, TRAINING_VIEW, "the training snapshot export")
+    view = view.where(F.col("model_id") == model_id)
+    if complete_only:
+        view = view.where(F.col("label_complete"))
+    pdf = view.orderBy("vector_time", "episode_id").toPandas()
+    if pdf.empty:
+        raise ValueError(f"no labelled episodes for model_id {model_id!r} in {TRAINING_VIEW.name}")
+    partial = target.with_name(target.name + ".partial")
+    partial.mkdir(parents=True)
+    data_file = partial / "training_view.parquet"
+    pdf.to_parquet(data_file, index=False)
+    manifest = {
+        "model_id": model_id, "run_date": run_date.isoformat(), "feature_set": FEATURE_SET,
+        "feature_layout": list(SETUP_V2_LAYOUT), "rows": len(pdf),
+        "outcomes": pdf["outcome"].value_counts().to_dict(),
+        "sessions": sorted(str(d) for d in pdf["session_date"].unique()),
+        "delta_versions": {TRAINING_VIEW.name: version,
+                           **{t: delta_tables.version(ctx.profile, tab) for t, tab in
+                              ((SETUP_VECTORS.name, SETUP_VECTORS), (LABELS.name, LABELS))}},
+        "code_version": ctx.code_version,
+        "files": {data_file.name: hashlib.sha256(data_file.read_bytes()).hexdigest()},
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    partial.rename(target)
+    return target

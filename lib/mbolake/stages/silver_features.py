@@ -1,0 +1,269 @@
+"""Silver feature stages (FEATURES.md §1-§4), each a thin Spark wrapper around the kernels.
+
+- ``SilverAddSessionLevels``: ``silver.orderbook_state`` of the front month -> ``silver.session_levels``.
+- ``SilverFilterFirst4Hours``: the 08:30-12:30 window, used by the two stages below.
+- ``SilverComputeBar5sFeatures``: ``silver.mbo_normalized`` -> book kernel -> bar kernel -> ``silver.bar_5s``.
+  The book is replayed inside the bar UDF (the kernel is fast) instead of shipping MBP-10 rows
+  through a cogroup; the rows are identical to ``silver.orderbook_state``'s.
+- ``SilverExtractLevelApproach2m``: bars + levels + trade prints -> candles -> episodes (both
+  directions, every level type) -> ``silver.feature_primitives``.
+Every stage groups by ``(contract_id, session_date)`` and replaces exactly those rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..calendar import local_time_to_ns
+from ..context import Context
+from ..dbn import UNDEF_PRICE
+from ..products import get_product
+from ..schemas import (BAR_5S, FEATURE_PRIMITIVES, MBO_NORMALIZED, ORDERBOOK_STATE, SESSION_LEVELS, spark_schema)
+from .common import count_rows, data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from .silver_book import kernel_input
+
+PRICE_SCALE = 1e-9
+
+
+@dataclass
+class StageSummary:
+    stage: str
+    rows_in: int
+    rows_out: int
+    seconds: float
+    data_version: dict
+    details: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<li>{n}</li>" for n in self.notes)
+        return (f"<b>{self.stage}</b>: {self.rows_in:,} rows in → {self.rows_out:,} rows out in {self.seconds:.1f} s; "
+                f"lineage {self.data_version}<ul>{notes}</ul>" + self.details.to_html(index=False))
+
+
+@dataclass(frozen=True)
+class SilverFilterFirst4Hours:
+    """One hour of pre-RTH context plus three hours of RTH: ``window_start <= t < window_end`` local."""
+
+    window_start: tuple[int, int] = (8, 30)
+    window_end: tuple[int, int] = (12, 30)
+
+    def __post_init__(self):
+        if self.window_start >= self.window_end:
+            raise ValueError(f"window_start {self.window_start} must be before window_end {self.window_end}")
+
+    def bounds(self, session_date, timezone: str) -> tuple[int, int]:
+        return (local_time_to_ns(session_date, *self.window_start, timezone),
+                local_time_to_ns(session_date, *self.window_end, timezone))
+
+
+def _front_month(ctx: Context, underlier: str, start_date, end_date):
+    from pyspark.sql import functions as F
+
+    mbo, version = read_pinned(ctx, MBO_NORMALIZED, "the Silver feature stages")
+    mbo = in_dates(mbo.where((F.col("underlier") == underlier) & F.col("is_front_month")), start_date, end_date)
+    return mbo, version
+
+
+# -- session levels -------------------------------------------------------------------
+
+class SilverAddSessionLevels:
+    name = "SilverAddSessionLevels"
+    inputs = (ORDERBOOK_STATE.name, MBO_NORMALIZED.name)
+    outputs = (SESSION_LEVELS.name,)
+
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
+        from pyspark.sql import functions as F
+
+        t0 = time.perf_counter()
+        product = get_product(underlier)
+        front, mbo_version = _front_month(ctx, underlier, start_date, end_date)
+        keys = front.select("contract_id", "session_date").distinct()
+        states, state_version = read_pinned(ctx, ORDERBOOK_STATE, self.name)
+        states = (in_dates(states, start_date, end_date).join(F.broadcast(keys), ["contract_id", "session_date"])
+                  .select("contract_id", "session_date", "ts_recv", "bid_px_00", "ask_px_00"))
+        lineage = data_version(ctx, {ORDERBOOK_STATE.name: state_version, MBO_NORMALIZED.name: mbo_version})
+
+        def levels_of(pdf: pd.DataFrame) -> pd.DataFrame:
+            from ..features.levels import session_levels
+
+            pdf = pdf.sort_values("ts_recv", kind="stable")
+            session = pdf["session_date"].iloc[0]
+            found = session_levels(pdf["ts_recv"].to_numpy(np.int64), pdf["bid_px_00"].to_numpy(float) * PRICE_SCALE,
+                                   pdf["ask_px_00"].to_numpy(float) * PRICE_SCALE, session, product.timezone,
+                                   premarket_start=product.premarket_start)
+            row = {name: found.get(name) for name in SESSION_LEVELS.schema.names if name in found}
+            row.update(contract_id=pdf["contract_id"].iloc[0], session_date=session, data_version=lineage,
+                       empty_windows=",".join(found["empty_windows"]))
+            return pd.DataFrame([row], columns=SESSION_LEVELS.schema.names)
+
+        levels = states.groupBy("contract_id", "session_date").applyInPandas(levels_of, spark_schema(SESSION_LEVELS))
+        levels_pdf = levels.toPandas()
+        if levels_pdf.empty:
+            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
+                                notes=["no front-month book states: run the order-book and normalize stages first"])
+        replace_rows(ctx, SESSION_LEVELS, ctx.spark.createDataFrame(levels_pdf, spark_schema(SESSION_LEVELS)),
+                     pairs_predicate(levels_pdf), lineage)
+        notes = [f"{r.contract_id} {r.session_date}: levels incomplete (empty window: {r.empty_windows}); "
+                 f"downstream skips the missing levels" for r in levels_pdf.itertuples() if not r.levels_complete]
+        return StageSummary(self.name, int(levels_pdf[["pm_n_states", "or_n_states"]].sum().sum()), len(levels_pdf),
+                            time.perf_counter() - t0, json.loads(lineage), levels_pdf.drop(columns="data_version"), notes)
+
+
+# -- 5-second bars --------------------------------------------------------------------
+
+class SilverComputeBar5sFeatures:
+    name = "SilverComputeBar5sFeatures"
+    inputs = (MBO_NORMALIZED.name,)
+    outputs = (BAR_5S.name,)
+
+    def __init__(self, window: SilverFilterFirst4Hours = SilverFilterFirst4Hours()):
+        self.window = window
+
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
+        from pyspark.sql import functions as F
+
+        t0 = time.perf_counter()
+        product = get_product(underlier)
+        front, version = _front_month(ctx, underlier, start_date, end_date)
+        lineage = data_version(ctx, {MBO_NORMALIZED.name: version})
+        window = self.window
+        front = front.withColumn("price", F.coalesce(F.col("price"), F.lit(UNDEF_PRICE)))
+        front = front.select("contract_id", "session_date", "ts_recv", "ts_event", "publisher_id", "instrument_id",
+                             "action", "side", "price", "size", "order_id", "flags", "sequence", "channel_id",
+                             "record_index")
+
+        def bars_of(pdf: pd.DataFrame) -> pd.DataFrame:
+            return session_bars(pdf, product, window, lineage)
+
+        bars = front.groupBy("contract_id", "session_date").applyInPandas(bars_of, spark_schema(BAR_5S))
+        keys = front.groupBy("contract_id", "session_date").count().toPandas()
+        if keys.empty:
+            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
+                                notes=["no front-month records in the range"])
+        where = pairs_predicate(keys)
+        replace_rows(ctx, BAR_5S, bars, where, lineage)
+        rows_out = count_rows(ctx, BAR_5S, where)
+        stats = _nonfinite_counts(ctx, where)
+        return StageSummary(self.name, int(keys["count"].sum()), rows_out, time.perf_counter() - t0,
+                            json.loads(lineage), stats)
+
+
+def session_bars(pdf: pd.DataFrame, product, window: SilverFilterFirst4Hours, lineage: str) -> pd.DataFrame:
+    """One contract-session of normalized MBO -> its bar_5s rows (book replay, then the bar kernel)."""
+    from ..book import OrderBook
+    from ..features.bars import BarParams, build_bars
+
+    cols = kernel_input(pdf)
+    mbp = OrderBook().apply(cols)
+    session = pdf["session_date"].iloc[0]
+    start, end = window.bounds(session, product.timezone)
+    params = BarParams(window_start_ns=start, window_end_ns=end, tick_size=product.tick_size)
+    bars = build_bars(cols, mbp, params)
+    keys = pd.DataFrame({"contract_id": pdf["contract_id"].iloc[0], "session_date": [session] * len(bars),
+                         "bar_ts": bars["bar_ts"].to_numpy(np.int64)})
+    features = bars.drop(columns="bar_ts").astype(np.float64)
+    out = pd.concat([keys, features, pd.DataFrame({"data_version": [lineage] * len(bars)})], axis=1)
+    return out[BAR_5S.schema.names]
+
+
+def _nonfinite_counts(ctx: Context, where: str) -> pd.DataFrame:
+    """Per contract-session: bars, and NaN counts of the features that may legitimately be null."""
+    from pyspark.sql import functions as F
+
+    bars = ctx.spark.read.format("delta").load(ctx.profile.table_path(BAR_5S.name)).where(where)
+    features = [c for c in BAR_5S.schema.names if c.startswith("bar5s_")]
+    nan_total = sum(F.when(F.isnan(c) | F.col(c).isNull(), 1).otherwise(0) for c in features)
+    return (bars.groupBy("contract_id", "session_date")
+            .agg(F.count(F.lit(1)).alias("bars"), F.sum(nan_total).alias("null_or_nan_values"),
+                 F.sum(F.when(F.col("bar5s_trade_cnt_sum") == 0, 1).otherwise(0)).alias("bars_without_trades"))
+            .orderBy("session_date").toPandas())
+
+
+# -- approach episodes ----------------------------------------------------------------
+
+class SilverExtractLevelApproach2m:
+    name = "SilverExtractLevelApproach2m"
+    inputs = (BAR_5S.name, SESSION_LEVELS.name, MBO_NORMALIZED.name)
+    outputs = (FEATURE_PRIMITIVES.name,)
+
+    def __init__(self, window: SilverFilterFirst4Hours = SilverFilterFirst4Hours()):
+        self.window = window
+
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
+        from pyspark.sql import functions as F
+
+        t0 = time.perf_counter()
+        product = get_product(underlier)
+        bars, bar_version = read_pinned(ctx, BAR_5S, self.name)
+        levels, level_version = read_pinned(ctx, SESSION_LEVELS, self.name)
+        front, mbo_version = _front_month(ctx, underlier, start_date, end_date)
+        lineage = data_version(ctx, {BAR_5S.name: bar_version, SESSION_LEVELS.name: level_version,
+                                     MBO_NORMALIZED.name: mbo_version})
+        keys = ["contract_id", "session_date"]
+        bars = in_dates(bars, start_date, end_date).drop("data_version").join(
+            F.broadcast(levels.drop("data_version")), keys)
+        trades = front.where(F.col("action") == "T").select(*keys, "ts_recv", "price", "size", "record_index")
+        window = self.window
+
+        def primitives_of(bar_pdf: pd.DataFrame, trade_pdf: pd.DataFrame) -> pd.DataFrame:
+            if bar_pdf.empty:
+                return pd.DataFrame(columns=FEATURE_PRIMITIVES.schema.names)
+            return session_primitives(bar_pdf, trade_pdf, product, window, lineage)
+
+        out = bars.groupBy(*keys).cogroup(trades.groupBy(*keys)).applyInPandas(
+            primitives_of, spark_schema(FEATURE_PRIMITIVES))
+        session_keys = bars.select(*keys).distinct().toPandas()
+        if session_keys.empty:
+            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
+                                notes=["no bars with session levels in the range: run the bar and level stages first"])
+        where = pairs_predicate(session_keys)
+        replace_rows(ctx, FEATURE_PRIMITIVES, out, where, lineage)
+        written = ctx.spark.read.format("delta").load(ctx.profile.table_path(FEATURE_PRIMITIVES.name)).where(where)
+        episodes = (written.where("position = 0").groupBy("session_date", "level_type", "direction").count()
+                    .orderBy("session_date", "level_type", "direction").toPandas())
+        skipped = levels.where(~F.col("levels_complete")).select(*keys, "empty_windows").toPandas()
+        notes = [f"{r.contract_id} {r.session_date}: levels of the {r.empty_windows} window skipped (no data)"
+                 for r in skipped.itertuples()]
+        return StageSummary(self.name, bars.count(), written.count(), time.perf_counter() - t0,
+                            json.loads(lineage), episodes, notes)
+
+
+def session_primitives(bar_pdf: pd.DataFrame, trade_pdf: pd.DataFrame, product, window: SilverFilterFirst4Hours,
+                       lineage: str) -> pd.DataFrame:
+    """One contract-session: candles from trades, episodes for every level and both directions,
+    and the per-candle signatures of their lookback and look-forward windows."""
+    from ..features.approach import ApproachParams, detect_episodes
+    from ..features.candles import build_candles
+    from ..features.levels import available_levels
+    from ..features.setup_vector import episode_signature_rows
+
+    bar_pdf = bar_pdf.sort_values("bar_ts", kind="stable").reset_index(drop=True)
+    contract_id, session = bar_pdf["contract_id"].iloc[0], bar_pdf["session_date"].iloc[0]
+    start, end = window.bounds(session, product.timezone)
+    trade_pdf = trade_pdf.sort_values(["ts_recv", "record_index"], kind="stable")
+    # The mid standing at a bar's end is the mid at the next bar's start.
+    bar_end = bar_pdf["bar_ts"].to_numpy(np.int64) + 5_000_000_000
+    candles = build_candles(trade_pdf["ts_recv"].to_numpy(np.int64), trade_pdf["price"].to_numpy(float) * PRICE_SCALE,
+                            bar_end, bar_pdf["bar5s_midprice_eob"].to_numpy(float), start, end)
+    level_row = bar_pdf.iloc[0]
+    levels = available_levels({name: level_row[name] for name in
+                               ("pm_high", "pm_low", "or_high", "or_low", "pm_available_from", "or_available_from")
+                               if name in level_row.index} | {"session_date": session})
+    episodes = detect_episodes(candles, contract_id, str(session), levels, timezone=product.timezone,
+                               params=ApproachParams.for_tick(product.tick_size),
+                               window_start=window.window_start, window_end=window.window_end)
+    episodes = episodes[episodes["confirm_in_window"]]
+    if episodes.empty:
+        return pd.DataFrame(columns=FEATURE_PRIMITIVES.schema.names)
+    rows = episode_signature_rows(episodes, candles, bar_pdf, tick=product.tick_size)
+    rows = rows.merge(episodes, on="episode_id").merge(candles[["candle_ts", "open", "high", "low", "close",
+                                                                "has_trades"]], on="candle_ts", how="left")
+    rows["contract_id"], rows["session_date"], rows["data_version"] = contract_id, session, lineage
+    rows = rows[FEATURE_PRIMITIVES.schema.names]
+    return rows.astype({"direction": np.int32, "position": np.int32, "has_trades": bool})
