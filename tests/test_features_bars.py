@@ -68,7 +68,8 @@ def test_bar_columns_count_and_order():
     assert all(c.startswith(P) for c in feats)
     new = {P + n for n in ("ofi_l0_sum", "ofi_l10_sum", "trade_vwap", "mid_rv")}
     assert len([c for c in feats if c not in new]) == 111
-    assert feats[:4] == (P + "microprice_eob", P + "midprice_eob", P + "state_spread_pts_twa", P + "state_spread_pts_eob")
+    assert feats[:4] == tuple(P + n for n in ("microprice_eob", "midprice_eob", "state_spread_pts_twa",
+                                               "state_spread_pts_eob"))
     assert feats[-4:] == tuple(P + n for n in ("ofi_l0_sum", "ofi_l10_sum", "trade_vwap", "mid_rv"))
 
 

@@ -94,13 +94,30 @@ def metrics(lv):
     return m
 
 
+class Lazy(tuple):
+    """(time, metrics, levels) with the metrics computed on first use."""
+
+    def __new__(cls, t, lv):
+        self = super().__new__(cls, (t, None, lv))
+        self._m = None
+        return self
+
+    def __getitem__(self, i):
+        if i == 1:
+            if self._m is None:
+                self._m = metrics(tuple.__getitem__(self, 2))
+            return self._m
+        return tuple.__getitem__(self, i)
+
+
 TWA = ["state_spread_pts", "state_obi0", "state_obi10"] + [f"state_cdi_{b}" for b in BANDS] + \
       [f"depth_{s}_{b}_frac" for s in ("below", "above") for b in BANDS]
 
 
 def reference_bars(rec, rows, w0, w1, bar):
     rows = pd.DataFrame(rows)
-    lvcols = {f: [f"{f}_{i:02d}" for i in range(10)] for f in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct")}
+    fields = ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct")
+    lvcols = {f: [f"{f}_{i:02d}" for i in range(10)] for f in fields}
     nbars = (w1 - w0) // bar
     trades = [[] for _ in range(nbars)]
     flow = [[[0.0] * 5 for _ in range(2)] for _ in range(nbars)]
@@ -111,6 +128,7 @@ def reference_bars(rec, rows, w0, w1, bar):
     ts, acts, sides = rec["ts_recv"].astype(np.int64), rec["action"], rec["side"]
     prices, sizes, oids, flags = rec["price"], rec["size"], rec["order_id"], rec["flags"]
     r_ts, r_act, r_side = rows.ts_recv.to_numpy(np.int64), rows.action.to_numpy(), rows.side.to_numpy()
+    levels = np.column_stack([rows[c].to_numpy(np.int64) for cols in lvcols.values() for c in cols])
     r_px, r_sz, r_fl = rows.price.to_numpy(), rows["size"].to_numpy(), rows["flags"].to_numpy()
     for i in range(len(rec)):
         t = int(ts[i]) if running is None else max(running, int(ts[i]))
@@ -162,8 +180,8 @@ def reference_bars(rec, rows, w0, w1, bar):
             orders.clear()
         if (flags[i] & 0x80 and j < len(rows) and r_ts[j] == ts[i] and r_act[j] == acts[i] and r_side[j] == sides[i]
                 and r_px[j] == prices[i] and r_sz[j] == sizes[i] and r_fl[j] == flags[i]):
-            lv = {f: [int(rows[c].iat[j]) for c in cols] for f, cols in lvcols.items()}
-            states.append((t, metrics(lv), lv))
+            lv = {f: [int(x) for x in levels[j, n * 10:(n + 1) * 10]] for n, f in enumerate(lvcols)}
+            states.append(Lazy(t, lv))
             times.append(t)
             j += 1
     out = []
@@ -221,10 +239,12 @@ def reference_bars(rec, rows, w0, w1, bar):
                 ofi10 += e
                 if lvl == 0:
                     ofi0 += e
-            mids = [states[q][1]["midprice_eob"] for q in range(n + 1) if not math.isnan(states[q][1]["midprice_eob"])]
             m_new = states[n][1]["midprice_eob"]
-            if not math.isnan(m_new) and len(mids) >= 2:
-                rv += (math.log(mids[-1]) - math.log(mids[-2])) ** 2
+            q = n - 1
+            while q >= 0 and math.isnan(states[q][1]["midprice_eob"]):
+                q -= 1
+            if not math.isnan(m_new) and q >= 0:
+                rv += (math.log(m_new) - math.log(states[q][1]["midprice_eob"])) ** 2
         row["bar5s_ofi_l0_sum"], row["bar5s_ofi_l10_sum"], row["bar5s_mid_rv"] = ofi0, ofi10, rv
         out.append(row)
     return pd.DataFrame(out)

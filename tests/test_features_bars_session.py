@@ -100,3 +100,16 @@ def test_chunked_equals_whole_random(session, raw):
     cuts = [r % len(front) for r in raw]
     got = _chunked(front, rows, prm, cuts)
     pd.testing.assert_frame_equal(got, whole, check_exact=True)
+
+
+def test_dataframe_inputs_give_the_same_bars(session):
+    """Stages feed pandas frames (applyInPandas): action/side as str, prices int64."""
+    front, rows, prm, whole = session
+    from mbolake.book import to_frame
+
+    mbo = pd.DataFrame({c: front[c] for c in ("ts_recv", "action", "side", "price", "size", "order_id", "flags")})
+    mbo["action"] = mbo["action"].str.decode("ascii")
+    mbo["side"] = mbo["side"].str.decode("ascii")
+    mbo["ts_recv"] = mbo["ts_recv"].astype(np.int64)
+    got = build_bars(mbo, to_frame(rows), prm)
+    pd.testing.assert_frame_equal(got, whole, check_exact=True)

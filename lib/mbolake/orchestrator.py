@@ -20,6 +20,10 @@ DEMO_PIPELINE = (
     "00_setup/02_generate_sample.ipynb",
     "10_bronze/10_bronze_ingest.ipynb",
     "20_silver/20_silver_orderbook.ipynb",
+    "20_silver/21_silver_normalize.ipynb",
+    "20_silver/22_silver_levels_bars.ipynb",
+    "20_silver/23_silver_approach.ipynb",
+    "30_gold/30_gold_setup_vectors.ipynb",
 )
 KERNEL_NAME = "mbolake"
 

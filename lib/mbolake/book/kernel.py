@@ -67,14 +67,17 @@ C_KEY, C_SEQ, C_DEC, C_JUMP = range(4)
 C_COLS = 4
 # globals
 (G_NBOOKS, G_NCH, G_OFREE, G_NOFREE, G_LFREE, G_NLFREE, G_PUSED, G_OUTN, G_LAST_TS,
- G_HAVE_TS, G_RING) = range(11)
+ G_HAVE_TS, G_RING, G_HMODE, G_HREQ) = range(13)
 G_LEN = 16
 # output row: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
 ROW_HDR = 12
 ROW_LEN = ROW_HDR + 6 * TOP
 RING_ROWS = 256
 
-OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT = range(7)
+OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT, NEED_REHASH = range(8)
+HASH_SEQ, HASH_MIX = 0, 1  # order hash: locality-preserving (ids mostly increase) / mixed
+MAX_PROBE = 48  # a longer probe under HASH_SEQ asks for HASH_MIX (adversarial ids)
+BOOK_MUL = 7146012727573221401
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -84,40 +87,59 @@ def _mix(x):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _ohash(oid, book, mask):
-    return _mix(oid ^ (book * 7146012727573221401)) & mask
+def _ohash(oid, book, mode, mask):
+    """Hash position of (book, order id). HASH_SEQ keeps nearby ids in nearby slots: CME
+    ids grow with time, so recent (busy) orders share cache lines and never collide."""
+    if mode == HASH_SEQ:
+        return (oid + book * BOOK_MUL) & mask
+    return _mix(oid ^ (book * BOOK_MUL)) & mask
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _ofind(oh, ords, oid, book):
-    """(slot, hash position): slot -1 and the empty position when absent."""
-    mask = oh.shape[0] - 1
-    h = _ohash(oid, book, mask)
+def _ofind(oh, g, oid, book, mode):
+    """(slot, hash position): slot -1 and the empty position when absent.
+
+    ``oh`` holds (order id, book << 32 | slot) pairs, so a probe never leaves the table."""
+    mask = (oh.shape[0] >> 1) - 1
+    h = _ohash(oid, book, mode, mask)
+    p = 0
     while True:
-        o = oh[h]
-        if o < 0:
+        v = oh[2 * h + 1]
+        if v < 0:
+            if p > MAX_PROBE and mode == HASH_SEQ:
+                g[G_HREQ] = 1
             return -1, h
-        if ords[o, O_ID] == oid and (ords[o, O_BS] >> 1) == book:
-            return o, h
+        if oh[2 * h] == oid and (v >> 32) == book:
+            if p > MAX_PROBE and mode == HASH_SEQ:
+                g[G_HREQ] = 1
+            return v & 0xFFFFFFFF, h
         h = (h + 1) & mask
+        p += 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _odel(oh, ords, h):
+def _oput(oh, h, oid, book, o):
+    oh[2 * h] = oid
+    oh[2 * h + 1] = (book << 32) | o
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _odel(oh, h, mode):
     """Delete hash position h with backward shift (no tombstones)."""
-    mask = oh.shape[0] - 1
+    mask = (oh.shape[0] >> 1) - 1
     i = h
     j = h
     while True:
         j = (j + 1) & mask
-        o = oh[j]
-        if o < 0:
+        v = oh[2 * j + 1]
+        if v < 0:
             break
-        k = _ohash(ords[o, O_ID], ords[o, O_BS] >> 1, mask)
+        k = _ohash(oh[2 * j], v >> 32, mode, mask)
         if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
-            oh[i] = o
+            oh[2 * i] = oh[2 * j]
+            oh[2 * i + 1] = v
             i = j
-    oh[i] = -1
+    oh[2 * i + 1] = -1
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -364,20 +386,26 @@ def _relocate(pool, bsm, g, bs):
     g[G_PUSED] = new + 2 * cap
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan,
-                  start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh, ring, hdr, pxo, szo):
+                  start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh,
+                  h64, h32, h16, h8, pxo, szo):
     """Apply records[start:]; returns (next record, status). status OK means all applied.
 
-    Rows are built in ``ring`` (row-major, cheap to write) and flushed in blocks to the
-    column-major outputs hdr (12 header columns), pxo (bid/ask prices) and szo (sizes and
-    counts); ``rows`` False keeps the book, counters and top-10 tracking but writes no row.
+    Rows are written straight into the column-major outputs at g[G_OUTN]: h64 (ts_recv,
+    ts_event, price), h32 (instrument_id, size, sequence), h16 (publisher_id), h8 (rtype,
+    action, side, depth, flags), pxo (bid/ask prices) and szo (sizes then counts);
+    ``rows`` False keeps the book, counters and top-10 tracking but writes no row.
     """
     n = ts_recv.shape[0]
+    cap = h64.shape[1]
+    hm = g[G_HMODE]
     last_key = -1
     b = -1
     last_ck = -1
     c = -1
+    have_ts = g[G_HAVE_TS] != 0
+    last_ts = g[G_LAST_TS]
     for i in range(start, n):
         key = (np.int64(pub[i]) << 32) | np.int64(inst[i])
         if key != last_key:
@@ -406,7 +434,9 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             return i, NEED_ORDERS
         if g[G_NLFREE] < 2:
             return i, NEED_LEVELS
-        if rows and g[G_OUTN] + g[G_RING] >= hdr.shape[1]:
+        if g[G_HREQ] != 0:
+            return i, NEED_REHASH
+        if rows and g[G_OUTN] >= cap:
             return i, NEED_OUT
         a = np.int64(action[i])
         fl = np.int64(flags[i])
@@ -446,42 +476,26 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
 
         bk[b, Q_RECORDS] += 1
         t = ts_recv[i]
-        if g[G_HAVE_TS] != 0 and t < g[G_LAST_TS]:
+        if have_ts and t < last_ts:
             bk[b, Q_TS_BACK] += 1
+        last_ts = t
+        have_ts = True
         g[G_LAST_TS] = t
         g[G_HAVE_TS] = 1
-        if fl & F_BAD_TS_RECV:
-            bk[b, Q_BAD_TS] += 1
-        if fl & F_MAYBE_BAD_BOOK:
-            bk[b, Q_MAYBE_BAD] += 1
+        if fl & (F_BAD_TS_RECV | F_MAYBE_BAD_BOOK):
+            if fl & F_BAD_TS_RECV:
+                bk[b, Q_BAD_TS] += 1
+            if fl & F_MAYBE_BAD_BOOK:
+                bk[b, Q_MAYBE_BAD] += 1
 
         bk[b, B_CERTAIN] = 1 if (fl & F_LAST) and bk[b, B_DIRTY] == 0 else 0
         sd = np.int64(side[i])
         s = 0 if sd == SIDE_BID else (1 if sd == SIDE_ASK else -1)
         px = price[i]
         sz = np.int64(size[i])
-        if a == ACT_ADD:
-            bk[b, Q_ADD] += 1
-            if s < 0 or px == UNDEF or sz <= 0:
-                bk[b, Q_INVALID] += 1
-            else:
-                o, h = _ofind(oh, ords, oid[i], b)
-                if o >= 0:
-                    bk[b, Q_DUP] += 1
-                    bk[b, B_CERTAIN] = 0  # a re-add of the same order may change nothing
-                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                else:
-                    o = _alloc_order(ords, g)
-                    oh[h] = o
-                    ords[o, O_ID] = oid[i]
-                    bk[b, B_NORD] += 1
-                ords[o, O_PX] = px
-                ords[o, O_SZ] = sz
-                ords[o, O_BS] = 2 * b + s
-                _place(pool, bsm, lvls, ords, bk, snap, g, o)
-        elif a == ACT_CANCEL:
+        if a == ACT_CANCEL:
             bk[b, Q_CANCEL] += 1
-            o, h = _ofind(oh, ords, oid[i], b)
+            o, h = _ofind(oh, g, oid[i], b, hm)
             if o < 0:
                 bk[b, Q_UNK_C] += 1
             else:
@@ -491,19 +505,45 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     sz = osz
                 if sz == osz:
                     _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                    _free_order(oh, ords, bk, g, o, h)
+                    _free_order(oh, ords, bk, g, o, h, hm)
                 elif sz > 0:
                     _reduce(pool, bsm, lvls, ords, bk, snap, o, osz - sz)
+        elif a == ACT_ADD:
+            bk[b, Q_ADD] += 1
+            if s < 0 or px == UNDEF or sz <= 0:
+                bk[b, Q_INVALID] += 1
+            else:
+                o, h = _ofind(oh, g, oid[i], b, hm)
+                if o >= 0:
+                    bk[b, Q_DUP] += 1
+                    bk[b, B_CERTAIN] = 0  # a re-add of the same order may change nothing
+                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
+                else:
+                    o = _alloc_order(ords, g)
+                    _oput(oh, h, oid[i], b, o)
+                    ords[o, O_ID] = oid[i]
+                    bk[b, B_NORD] += 1
+                ords[o, O_PX] = px
+                ords[o, O_SZ] = sz
+                ords[o, O_BS] = 2 * b + s
+                _place(pool, bsm, lvls, ords, bk, snap, g, o)
+        elif a == ACT_FILL:
+            bk[b, Q_FILL] += 1
+            o, h = _ofind(oh, g, oid[i], b, hm)
+            if o < 0:
+                bk[b, Q_UNK_F] += 1
+        elif a == ACT_TRADE:
+            bk[b, Q_TRADE] += 1
         elif a == ACT_MODIFY:
             bk[b, Q_MODIFY] += 1
-            o, h = _ofind(oh, ords, oid[i], b)
+            o, h = _ofind(oh, g, oid[i], b, hm)
             if o < 0:
                 bk[b, Q_UNK_M] += 1
                 if s < 0 or px == UNDEF or sz <= 0:
                     bk[b, Q_INVALID] += 1
                 else:
                     o = _alloc_order(ords, g)
-                    oh[h] = o
+                    _oput(oh, h, oid[i], b, o)
                     ords[o, O_ID] = oid[i]
                     ords[o, O_PX] = px
                     ords[o, O_SZ] = sz
@@ -514,7 +554,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 bk[b, Q_INVALID] += 1
             elif sz == 0:
                 _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                _free_order(oh, ords, bk, g, o, h)
+                _free_order(oh, ords, bk, g, o, h, hm)
             elif px != ords[o, O_PX] or sz > ords[o, O_SZ]:
                 _detach(pool, bsm, lvls, ords, bk, snap, g, o)
                 ords[o, O_PX] = px
@@ -522,16 +562,9 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 _place(pool, bsm, lvls, ords, bk, snap, g, o)
             elif sz < ords[o, O_SZ]:
                 _reduce(pool, bsm, lvls, ords, bk, snap, o, sz)
-        elif a == ACT_FILL:
-            bk[b, Q_FILL] += 1
-            o, h = _ofind(oh, ords, oid[i], b)
-            if o < 0:
-                bk[b, Q_UNK_F] += 1
-        elif a == ACT_TRADE:
-            bk[b, Q_TRADE] += 1
         elif a == ACT_CLEAR:
             bk[b, Q_CLEAR] += 1
-            _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b)
+            _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b, hm)
             bk[b, B_COMPLETE] = 1
         elif a == ACT_NONE:
             bk[b, Q_NONE] += 1
@@ -541,8 +574,6 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             bk[b, B_COMPLETE] = 1
 
         emit = every
-        filled = False
-        rr = g[G_RING]
         if fl & F_LAST:
             bk[b, Q_GROUPS] += 1
             nb = bsm[2 * b, S_N]
@@ -555,67 +586,42 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 elif bid == ask:
                     bk[b, Q_LOCKED] += 1
             dirty = bk[b, B_DIRTY]
-            bk[b, B_DIRTY] = 0
-            if dirty == 1:
-                bk[b, Q_TOP_CHANGES] += 1
-                emit = True
-            elif dirty == 2:
-                _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)  # candidate row
-                filled = True
-                for m in range(6 * TOP):
-                    if ring[rr, ROW_HDR + m] != snap[b, m]:
-                        bk[b, Q_TOP_CHANGES] += 1
-                        emit = True
-                        break
+            if dirty != 0:
+                bk[b, B_DIRTY] = 0
+                if dirty == 1 or _top_differs(pool, bsm, lvls, b, snap):
+                    bk[b, Q_TOP_CHANGES] += 1
+                    emit = True
         if emit and rows:
-            if not filled:
-                _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)
-            ring[rr, 0] = t
-            ring[rr, 1] = ts_event[i]
-            ring[rr, 2] = RTYPE_MBP10
-            ring[rr, 3] = np.int64(pub[i])
-            ring[rr, 4] = np.int64(inst[i])
-            ring[rr, 5] = a
-            ring[rr, 6] = sd
-            ring[rr, 7] = _depth(pool, bsm, b, s, px)
-            ring[rr, 8] = px
-            ring[rr, 9] = np.int64(size[i])
-            ring[rr, 10] = fl
-            ring[rr, 11] = np.int64(seq[i])
-            g[G_RING] = rr + 1
-            if rr + 1 == ring.shape[0]:
-                flush_rows(g, ring, hdr, pxo, szo)
+            r = g[G_OUTN]
+            _fill_out(pool, bsm, lvls, b, pxo, szo, r)
+            h64[0, r] = t
+            h64[1, r] = ts_event[i]
+            h64[2, r] = px
+            h32[0, r] = inst[i]
+            h32[1, r] = size[i]
+            h32[2, r] = seq[i]
+            h16[0, r] = pub[i]
+            d = _depth(pool, bsm, b, s, px)
+            h8[0, r] = RTYPE_MBP10
+            h8[1, r] = a
+            h8[2, r] = sd
+            h8[3, r] = d if d < 255 else 255
+            h8[4, r] = fl
+            g[G_OUTN] = r + 1
     return n, OK
 
 
 @njit(cache=True, _nrt=False)
-def flush_rows(g, ring, hdr, pxo, szo):
-    """Move the ring's rows to the column-major outputs (blocked transpose), empty the ring."""
-    nr = g[G_RING]
-    base = g[G_OUTN]
-    for j in range(ROW_HDR):
-        for r in range(nr):
-            hdr[j, base + r] = ring[r, j]
-    for j in range(2 * TOP):
-        for r in range(nr):
-            pxo[j, base + r] = ring[r, ROW_HDR + j]
-    for j in range(4 * TOP):
-        for r in range(nr):
-            szo[j, base + r] = ring[r, ROW_HDR + 2 * TOP + j]
-    g[G_OUTN] = base + nr
-    g[G_RING] = 0
-
-
-@njit(cache=True, _nrt=False)
-def rehash_orders(oh, ords):
+def rehash_orders(oh, ords, mode):
     oh[:] = -1
-    mask = oh.shape[0] - 1
+    mask = (oh.shape[0] >> 1) - 1
     for o in range(ords.shape[0]):
         if ords[o, O_BS] >= 0:
-            h = _ohash(ords[o, O_ID], ords[o, O_BS] >> 1, mask)
-            while oh[h] >= 0:
+            b = ords[o, O_BS] >> 1
+            h = _ohash(ords[o, O_ID], b, mode, mask)
+            while oh[2 * h + 1] >= 0:
                 h = (h + 1) & mask
-            oh[h] = o
+            _oput(oh, h, ords[o, O_ID], b, o)
 
 
 @njit(cache=True, _nrt=False)
@@ -641,3 +647,9 @@ def compact_pool(pool, new_pool, bsm, nbooks):
         bsm[bs, S_START] = used
         used += bsm[bs, S_CAP]
     return used
+
+
+@njit(cache=True, _nrt=False)
+def find_order(oh, g, oid, book):
+    """Python-callable lookup (checks and views): (slot or -1, hash position)."""
+    return _ofind(oh, g, oid, book, g[G_HMODE])

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import kernel as K
 
-FORMAT = "mbolake.book.state/1"
+FORMAT = "mbolake.book.state/2"  # /2: order hash holds (id, book|slot) pairs
 
 # quality counter name -> column of the book table
 QUALITY_COLUMNS = {
@@ -67,7 +67,7 @@ class BookState:
         self.pool = np.zeros((pool, 2), np.int64)
         self.ords = np.zeros((orders, K.O_COLS), np.int64)
         _free_chain(self.ords, 0, K.O_NEXT, K.O_BS)
-        self.oh = np.full(2 * orders, -1, np.int64)
+        self.oh = np.full(4 * orders, -1, np.int64)  # 2*orders (id, book << 32 | slot) pairs
         self.lvls = np.zeros((levels, K.L_COLS), np.int64)
         _free_chain(self.lvls, 0, K.L_NEXT, K.L_BS)
         self.chn = np.zeros((channels, K.C_COLS), np.int64)
@@ -88,8 +88,12 @@ class BookState:
             self.ords[-1, K.O_NEXT] = self.g[K.G_OFREE]
             self.g[K.G_OFREE] = old
             self.g[K.G_NOFREE] += old
-            self.oh = np.full(4 * old, -1, np.int64)
-            K.rehash_orders(self.oh, self.ords)
+            self.oh = np.full(8 * old, -1, np.int64)
+            K.rehash_orders(self.oh, self.ords, self.g[K.G_HMODE])
+        elif status == K.NEED_REHASH:  # long probes under the sequential hash: mix instead
+            self.g[K.G_HMODE] = K.HASH_MIX
+            self.g[K.G_HREQ] = 0
+            K.rehash_orders(self.oh, self.ords, self.g[K.G_HMODE])
         elif status == K.NEED_LEVELS:
             old = self.lvls.shape[0]
             self.lvls = _grow_rows(self.lvls, 2 * old)
@@ -184,7 +188,7 @@ class BookState:
                     for o in q:
                         if self.ords[o, K.O_LVL] != l or self.ords[o, K.O_BS] != bs or self.ords[o, K.O_PX] != px:
                             bad.append(f"order slot {o}: level/side/price mismatch")
-                        found, _ = K._ofind(self.oh, self.ords, self.ords[o, K.O_ID], b)
+                        found, _ = K.find_order(self.oh, self.g, self.ords[o, K.O_ID], b)
                         if found != o:
                             bad.append(f"order slot {o}: not found through the hash")
                     live += len(q)
@@ -193,7 +197,7 @@ class BookState:
             ):
                 bad.append(f"book {b}: live order count differs from its queues")
         used = int(np.count_nonzero(self.ords[:, K.O_BS] >= 0))
-        if used != live or int(np.count_nonzero(self.oh >= 0)) != live:
+        if used != live or int(np.count_nonzero(self.oh[1::2] >= 0)) != live:
             bad.append(f"{used} used order slots / hash entries for {live} queued orders")
         if self.g[K.G_NOFREE] != self.ords.shape[0] - live:
             bad.append("order free count is wrong")

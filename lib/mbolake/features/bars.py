@@ -39,7 +39,20 @@ Flow (``flow_net_volnorm_*``)
 
 Band edges are (1, 2, 3, 5, 10) points for ES and scale with ``tick_size / 0.25`` for
 other products (FEATURES.md: "other products scale by their tick size"); the column
-names keep the ES spelling (p0_1 ... p5_10).
+names keep the ES spelling (p0_1 ... p5_10). Distances to the microprice are compared in
+fixed-point units (exact for prices; only the microprice itself is rounded).
+
+Other choices
+    * ``apply`` returns the bars whose end is at or before the latest effective time seen
+      (an event at exactly a bar's end opens the next bar, so that bar is final).
+    * Before the first book state every state column is NaN (level indices -1).
+    * ``trade_last_ts`` is the trade's effective ts_recv; ``trade_vwap`` (points) is NaN
+      without volume; ``mid_rv`` = sum of squared log changes of the mid over the bar's
+      states (the first against the last defined mid before it), 0 for an empty bar.
+    * ``ofi_l0_sum`` / ``ofi_l10_sum``: Cont-Kukanov-Stoikov e_n per level between each
+      state in the bar and the state before it (empty bid/ask levels at -inf/+inf price
+      with size 0), summed over level 0 / levels 0-9, in contracts.
+    * Records at or after window_end are not read (nothing after the window matters).
 """
 from __future__ import annotations
 
@@ -53,7 +66,7 @@ import pandas as pd
 from numba import njit
 
 from .stats import EPS, INT64_MIN, UNDEF, band_index, ofi_level, wall_scores
-from .units import FIXED_SCALE
+from .units import FIXED_SCALE, px_points
 
 BANDS = ("p0_1", "p1_2", "p2_3", "p3_5", "p5_10")
 ES_BAND_EDGES_PTS = (1.0, 2.0, 3.0, 5.0, 10.0)
@@ -278,8 +291,8 @@ def _micro_mid(lv):
     """(microprice, mid) of a state in points; NaN when a side is empty."""
     if lv[0] == UNDEF or lv[TOP] == UNDEF:
         return np.nan, np.nan
-    b0 = lv[0] / FIXED_SCALE
-    a0 = lv[TOP] / FIXED_SCALE
+    b0 = px_points(lv[0])
+    a0 = px_points(lv[TOP])
     B0 = float(lv[2 * TOP])
     A0 = float(lv[3 * TOP])
     mid = (b0 + a0) / 2.0
@@ -307,7 +320,7 @@ def _tw_metrics(lv, edges, micro, tw):
     for i in range(TOP):
         bsum += lv[2 * TOP + i]
         asum += lv[3 * TOP + i]
-    tw[0] = (lv[TOP] - lv[0]) / FIXED_SCALE if nb > 0 and na > 0 else nan
+    tw[0] = px_points(lv[TOP]) - px_points(lv[0]) if nb > 0 and na > 0 else nan
     tw[1] = (B0 - A0) / (B0 + A0 + EPS)
     tw[2] = (bsum - asum) / (bsum + asum + EPS)
     if micro == micro:
@@ -380,8 +393,8 @@ def _eob_metrics(lv, edges, wall_z, micro, mid, tw, cur, z):
             gmax = -np.inf
             gsum = 0.0
             for i in range(n - 1):
-                d = lv[s * TOP + i] - lv[s * TOP + i + 1]
-                g = (d if s == 0 else -d) / FIXED_SCALE
+                d = px_points(lv[s * TOP + i]) - px_points(lv[s * TOP + i + 1])
+                g = d if s == 0 else -d
                 gsum += g
                 if g > gmax:
                     gmax = g
@@ -405,7 +418,7 @@ def _eob_metrics(lv, edges, wall_z, micro, mid, tw, cur, z):
         cur[C_WIDX + s] = -1
         for i in range(n):
             if z[i] >= wall_z:
-                px = lv[s * TOP + i] / FIXED_SCALE
+                px = px_points(lv[s * TOP + i])
                 cur[C_WDIST + s] = (micro - px) if s == 0 else (px - micro)
                 cur[C_WIDX + s] = i
                 break
@@ -560,7 +573,7 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
                 elif sd == SIDE_ASK:
                     acc[A_TSIGN] -= sz
                 if px != UNDEF:
-                    x = px / FIXED_SCALE
+                    x = px_points(px)
                     acc[A_TLPX] = x
                     if sz > 0:
                         acc[A_PXVOL] += x * sz
@@ -718,8 +731,7 @@ def _mbo_columns(mbo):
 def _mbp_columns(mbp):
     hdr = (_int64(_get(mbp, "ts_recv")), _codes(_get(mbp, "action")), _codes(_get(mbp, "side")),
            _int64(_get(mbp, "price")), _int64(_get(mbp, "size")), _int64(_get(mbp, "flags")))
-    px = tuple(np.ascontiguousarray(_get(mbp, f"{s}_px_{i:02d}")).view(np.int64) if _get(mbp, f"{s}_px_{i:02d}").dtype == np.uint64
-               else np.ascontiguousarray(_get(mbp, f"{s}_px_{i:02d}"), dtype=np.int64)
+    px = tuple(np.ascontiguousarray(_int64(_get(mbp, f"{s}_px_{i:02d}")), dtype=np.int64)
                for s in ("bid", "ask") for i in range(TOP))
     szct = tuple(np.ascontiguousarray(_get(mbp, f"{s}_{f}_{i:02d}"), dtype=np.uint32)
                  for f in ("sz", "ct") for s in ("bid", "ask") for i in range(TOP))

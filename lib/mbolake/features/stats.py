@@ -16,7 +16,7 @@ UNDEF = np.iinfo(np.int64).max
 
 @njit(cache=True, inline="always")
 def band_index(d, edges):
-    """Band of a distance d (points) from the microprice: 0 for d <= edges[0], b for
+    """Band of a distance d from the microprice (same units as edges): 0 for d <= edges[0], b for
     edges[b-1] < d <= edges[b], -1 beyond the last edge (dropped) or for NaN."""
     if not (d <= edges[edges.shape[0] - 1]):
         return -1

@@ -1,0 +1,116 @@
+"""What the Silver feature and Gold notebooks show: the session chart with levels and
+episodes, feature distributions per level type, episode counts and label balance."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from .schemas import BAR_5S, FEATURE_PRIMITIVES, LABELS, SESSION_LEVELS
+
+LEVEL_COLORS = {"pm_high": "#1f77b4", "pm_low": "#17becf", "or_high": "#d62728", "or_low": "#ff7f0e"}
+OUTCOME_SYMBOLS = {"BREAK": "triangle-up", "REJECT": "x", "CHOP": "circle", None: "diamond"}
+
+
+def _table(ctx, table):
+    return ctx.spark.read.format("delta").load(ctx.profile.table_path(table.name))
+
+
+def _one_session(df, contract_id: str, session_date: dt.date):
+    from pyspark.sql import functions as F
+
+    return df.where((F.col("contract_id") == contract_id) & (F.col("session_date") == F.lit(session_date)))
+
+
+def session_frames(ctx, contract_id: str, session_date: dt.date) -> dict[str, pd.DataFrame]:
+    """Bars (microprice), the levels row, and episodes (confirm candles, with labels if any)."""
+    bars = _one_session(_table(ctx, BAR_5S), contract_id, session_date).select(
+        "bar_ts", "bar5s_microprice_eob", "bar5s_trade_last_px").orderBy("bar_ts").toPandas()
+    levels = _one_session(_table(ctx, SESSION_LEVELS), contract_id, session_date).toPandas()
+    episodes = (_one_session(_table(ctx, FEATURE_PRIMITIVES), contract_id, session_date).where("position = 0")
+                .select("episode_id", "level_type", "level_price", "direction", "candle_ts", "vector_time", "close")
+                .toPandas())
+    try:
+        labels = _table(ctx, LABELS).select("episode_id", "outcome").toPandas()
+        episodes = episodes.merge(labels, on="episode_id", how="left")
+    except Exception:  # gold not built yet: episodes without outcomes
+        episodes["outcome"] = None
+    return {"bars": bars, "levels": levels, "episodes": episodes}
+
+
+def _ny(ns):
+    return pd.to_datetime(ns, unit="ns", utc=True).tz_convert("America/New_York")
+
+
+def plot_session(frames: dict[str, pd.DataFrame], title: str):
+    """Price with the four levels from their availability time, episodes marked by direction and outcome."""
+    import plotly.graph_objects as go
+
+    bars, levels, episodes = frames["bars"], frames["levels"], frames["episodes"]
+    fig = go.Figure()
+    fig.add_trace(go.Scattergl(x=_ny(bars["bar_ts"]), y=bars["bar5s_microprice_eob"], name="microprice (5 s)",
+                               line=dict(color="#555", width=1)))
+    if not levels.empty:
+        row = levels.iloc[0]
+        end = _ny(bars["bar_ts"].max())
+        for name, color in LEVEL_COLORS.items():
+            if pd.notna(row[name]):
+                start = _ny(row[f"{name[:2]}_available_from"])
+                fig.add_trace(go.Scatter(x=[start, end], y=[row[name]] * 2, mode="lines", name=f"{name} (from {start:%H:%M})",
+                                         line=dict(color=color, dash="dash")))
+    for (direction, outcome), group in episodes.groupby(["direction", episodes["outcome"].fillna("unlabelled")]):
+        fig.add_trace(go.Scatter(
+            x=_ny(group["vector_time"]), y=group["close"], mode="markers",
+            name=f"{'from below' if direction > 0 else 'from above'} · {outcome}",
+            marker=dict(symbol=("triangle-up" if direction > 0 else "triangle-down"), size=11,
+                        color={"BREAK": "#2ca02c", "REJECT": "#d62728", "CHOP": "#7f7f7f"}.get(outcome, "#9467bd"),
+                        line=dict(width=1, color="black")),
+            text=group["level_type"], hovertemplate="%{text} %{y:.2f} at %{x|%H:%M}"))
+    fig.update_layout(title=title, height=520, xaxis_title="New York time", yaxis_title="points")
+    return fig
+
+
+def episode_counts(ctx) -> pd.DataFrame:
+    """Episodes per session, level type and direction."""
+    prims = _table(ctx, FEATURE_PRIMITIVES).where("position = 0")
+    counts = prims.groupBy("session_date", "level_type", "direction").count().toPandas()
+    return counts.pivot_table(index=["session_date", "level_type"], columns="direction", values="count",
+                              fill_value=0).rename(columns={1: "from_below", -1: "from_above"}).reset_index()
+
+
+def plot_feature_distributions(ctx, features=("u_mean", "pressure_mean", "obi0_lin_mean", "flow_norm_mean")):
+    """Distributions of confirm-candle signature features per level type."""
+    import plotly.express as px
+
+    pdf = _table(ctx, FEATURE_PRIMITIVES).where("position = 0").select("level_type", *features).toPandas()
+    long = pdf.melt(id_vars="level_type", var_name="feature")
+    fig = px.box(long, x="feature", y="value", color="level_type", points=False,
+                 title="Confirm-candle signature features per level type")
+    fig.update_layout(height=420)
+    return fig
+
+
+def plot_label_balance(ctx):
+    import plotly.express as px
+
+    labels = _table(ctx, LABELS).where("label_complete").groupBy("session_date", "outcome").count().toPandas()
+    fig = px.bar(labels.sort_values("session_date").astype({"session_date": str}), x="session_date", y="count",
+                 color="outcome", title="Label balance per session (complete look-forward only)",
+                 color_discrete_map={"BREAK": "#2ca02c", "REJECT": "#d62728", "CHOP": "#7f7f7f"})
+    fig.update_layout(height=380)
+    return fig
+
+
+def plot_bar_features(ctx, contract_id: str, session_date: dt.date,
+                      features=("bar5s_state_obi0_twa", "bar5s_state_spread_pts_twa", "bar5s_trade_vol_sum")):
+    """A few 5-second features over the session window."""
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+
+    pdf = _one_session(_table(ctx, BAR_5S), contract_id, session_date).select("bar_ts", *features).orderBy(
+        "bar_ts").toPandas()
+    fig = make_subplots(rows=len(features), cols=1, shared_xaxes=True, subplot_titles=features)
+    for i, name in enumerate(features, start=1):
+        fig.add_trace(go.Scattergl(x=_ny(pdf["bar_ts"]), y=pdf[name], name=name, line=dict(width=1)), i, 1)
+    fig.update_layout(height=200 * len(features), showlegend=False, title=f"5-second features, {session_date}")
+    return fig

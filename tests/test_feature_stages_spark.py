@@ -1,0 +1,120 @@
+"""Silver and Gold feature stages end to end on generated sessions (Spark + Delta)."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mbolake import delta_tables, synth
+from mbolake.config import load_profile
+from mbolake.context import Context
+from mbolake.features.setup_vector import N_FEATURES, feature_hash
+from mbolake.schemas import BAR_5S, FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, SETUP_VECTORS, TRAINING_VIEW
+from mbolake.stages.bronze import BronzeProcessDBN
+from mbolake.stages.gold_setup import GoldExtractSetupVectors, export_training_snapshot
+from mbolake.stages.silver_book import SilverRebuildOrderBook
+from mbolake.stages.silver_features import (SilverAddSessionLevels, SilverComputeBar5sFeatures,
+                                            SilverExtractLevelApproach2m)
+from mbolake.stages.silver_normalize import SilverNormalizeMBO
+
+from .conftest import make_project
+
+pytestmark = pytest.mark.spark
+
+FIRST = dt.date(2025, 11, 10)
+STAGES = (SilverRebuildOrderBook, SilverNormalizeMBO, SilverAddSessionLevels, SilverComputeBar5sFeatures,
+          SilverExtractLevelApproach2m, GoldExtractSetupVectors)
+
+
+@pytest.fixture(scope="module")
+def built(spark, tmp_path_factory):
+    """Two generated sessions landed and run through every stage once."""
+    root = make_project(tmp_path_factory.mktemp("chain"))
+    old = os.environ.get("MBOLAKE_HOME")
+    os.environ["MBOLAKE_HOME"] = str(root)
+    ctx = Context(profile=load_profile("local"))
+    ctx.__dict__["spark"] = spark
+    synth.generate_sample(ctx.profile.raw_dbn_root, synth.SynthParams(sessions=2, first_date=FIRST, intensity=80_000),
+                          progress=False)
+    BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
+    summaries = {stage.__name__: stage().run(ctx, underlier="ES") for stage in STAGES}
+    yield ctx, summaries
+    if old is None:
+        os.environ.pop("MBOLAKE_HOME", None)
+    else:
+        os.environ["MBOLAKE_HOME"] = old
+
+
+def table(ctx, t):
+    return ctx.spark.read.format("delta").load(ctx.profile.table_path(t.name))
+
+
+def test_normalize_keeps_the_front_month_and_tags_phases(built):
+    ctx, summaries = built
+    front, _ = synth.front_and_back_month(FIRST)
+    normalized = table(ctx, MBO_NORMALIZED)
+    assert [r.symbol for r in normalized.select("symbol").distinct().collect()] == [front]
+    selection = summaries["SilverNormalizeMBO"].selection
+    assert (selection["front_month_dominance"] > 0.9).all() and not normalized.where("roll_contaminated").count()
+    phases = {r.session_phase for r in normalized.select("session_phase").distinct().collect()}
+    assert phases == {"overnight", "premarket", "rth"}  # the sample runs 04:30-13:00 New York
+
+
+def test_every_bar_of_the_window_once_per_session(built):
+    ctx, summaries = built
+    bars = table(ctx, BAR_5S).groupBy("session_date").count().orderBy("session_date").toPandas()
+    assert bars["count"].tolist() == [2880, 2880]
+    assert summaries["SilverComputeBar5sFeatures"].rows_out == 5760
+    first_bar = table(ctx, BAR_5S).agg({"bar_ts": "min"}).first()[0]
+    assert first_bar == int(dt.datetime(2025, 11, 10, 13, 30, tzinfo=dt.timezone.utc).timestamp()) * 10**9  # 08:30 NY
+
+
+def test_episodes_vectors_and_labels_are_consistent(built):
+    ctx, _ = built
+    vectors = table(ctx, SETUP_VECTORS).toPandas()
+    labels = table(ctx, LABELS).toPandas()
+    prims = table(ctx, FEATURE_PRIMITIVES).where("position = 0").toPandas()
+    assert len(vectors) == len(labels) == len(prims) > 5
+    assert set(vectors.approach_direction) == {1, -1}
+    assert set(labels.outcome) <= {"BREAK", "REJECT", "CHOP"} and len(set(labels.outcome)) >= 2
+    for row in vectors.itertuples():
+        vec = np.asarray(row.feature_vector, dtype=np.float64)
+        assert vec.shape == (N_FEATURES,) == (345,) and np.isfinite(vec).all()
+        assert row.feature_hash == feature_hash("setup_v2", vec)
+    # No opening-range episode may be asked before 09:47 (the range closes at 09:45).
+    or_times = vectors[vectors.level_type.str.startswith("or")].vector_time
+    first_allowed = int(dt.datetime(2025, 11, 10, 14, 47, tzinfo=dt.timezone.utc).timestamp()) * 10**9
+    assert (or_times[vectors.session_date == FIRST] >= first_allowed).all()
+    view = table(ctx, TRAINING_VIEW).toPandas()
+    assert len(view) == len(vectors) and view.levels_complete.all()
+
+
+def test_rerunning_the_stages_gives_identical_features_and_hashes(built):
+    ctx, _ = built
+    before_bars = table(ctx, BAR_5S).drop("data_version").orderBy("session_date", "bar_ts").toPandas()
+    before_vec = table(ctx, SETUP_VECTORS).select("episode_id", "feature_hash").orderBy("episode_id").toPandas()
+    for stage in STAGES[3:]:
+        stage().run(ctx, underlier="ES")
+    after_bars = table(ctx, BAR_5S).drop("data_version").orderBy("session_date", "bar_ts").toPandas()
+    after_vec = table(ctx, SETUP_VECTORS).select("episode_id", "feature_hash").orderBy("episode_id").toPandas()
+    assert after_bars.equals(before_bars)
+    assert after_vec.equals(before_vec)
+    lineage = json.loads(table(ctx, SETUP_VECTORS).first().data_version)
+    assert set(lineage["inputs"]) == {"silver.feature_primitives", "silver.session_levels", "silver.mbo_normalized"}
+    assert lineage["inputs"]["silver.feature_primitives"] == delta_tables.version(ctx.profile, FEATURE_PRIMITIVES)
+
+
+def test_training_snapshot_is_frozen_with_a_manifest(built):
+    ctx, _ = built
+    target = export_training_snapshot(ctx, "ES_MODEL", dt.date(2026, 1, 2))
+    manifest = json.loads((target / "manifest.json").read_text())
+    data = target / "training_view.parquet"
+    assert manifest["files"] == {data.name: hashlib.sha256(data.read_bytes()).hexdigest()}
+    assert manifest["rows"] == table(ctx, TRAINING_VIEW).where("label_complete").count()
+    assert len(manifest["feature_layout"]) == 345
+    with pytest.raises(FileExistsError, match="immutable"):
+        export_training_snapshot(ctx, "ES_MODEL", dt.date(2026, 1, 2))
