@@ -1,28 +1,42 @@
-"""Benchmark of the order-book kernel: apply-only records/s and peak memory.
+"""Benchmark of the order-book kernel on a realistic ES session.
 
-    .venv/bin/python benchmarks/bench_book.py [--records 8000000] [--live 40000] [--instruments 2]
+    .venv/bin/python benchmarks/bench_book.py [--records 10000000] [--repeat 3] [--no-harsh]
 
-Input: a synthetic but valid MBO stream (``mbolake.synth`` when it exists, else the
-generator below): adds / cancels / partial cancels / modifies / trade groups (T, F, C)
-on both sides of a mid, with tens of thousands of live orders, hundreds of price
-levels per side and multi-record event groups. The stream is built before timing; the
-timed part is ``OrderBook.apply`` only (book updates, quality counters, top-10 change
-detection and MBP-10 rows at F_LAST), after a warm-up run that compiles the kernel.
+Input: one generated CME-style ES session (``mbolake.synth``, 2025-11-04, seed 11, three
+instruments, ~54k live orders, adds near the touch, cancels, modifies, T/F/C trade groups),
+the same .dbn.zst file bench_bronze.py uses (made once under benchmarks/data/ when missing).
+Figures, each the best of ``--repeat`` runs on one core:
+
+1. apply-only: ``OrderBook().apply(records, emit_rows=False)`` on the decoded session in
+   memory (L3 book, quality counters, top-10 change tracking; no decode, no rows).
+2. apply + MBP-10 rows from memory: the same in 1 M-record chunks with rows (no decode).
+3. full replay: ``iter_mbo_chunks(path)`` (zstd + DBN decode, 1 M records a chunk) and
+   ``OrderBook.apply(chunk)`` building the MBP-10 row columns, from a fresh book.
+4. Databento decode-only on the same file: ``DBNStore.from_file(path).to_ndarray(count=1_000_000)``.
+5. peak RSS of the process (``ru_maxrss``; input in memory included).
+
+Secondary: apply-only on bench_book's harsh random stream (uniform instrument choice,
+deep books, random cancels) unless ``--no-harsh``. A JSON line goes to results/book.jsonl.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import platform
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
 from mbolake.book import OrderBook
-from mbolake.dbn import F_LAST, MBO_DTYPE, RTYPE_MBO
+from mbolake.dbn import F_LAST, MBO_DTYPE, RTYPE_MBO, iter_mbo_chunks, read_mbo
 
+HERE = Path(__file__).resolve().parent
+SESSION = dt.date(2025, 11, 4)
 TICK = 250_000_000  # 0.25 in Databento fixed-point
 
 
@@ -160,57 +174,164 @@ def synthetic_stream(n: int, n_instruments: int = 2, target_live: int = 40_000, 
     return rec
 
 
-def _stream(n: int, instruments: int, live: int) -> tuple[np.ndarray, str]:
-    try:
-        from mbolake.synth import SynthParams, generate_session_records  # written by another engineer
 
-        records, _ = generate_session_records(dt.date(2024, 3, 12), SynthParams(intensity=1.0))
-        if len(records) >= 1_000_000:
-            return records, "mbolake.synth.generate_session_records(2024-03-12, intensity=1.0)"
-    except Exception:  # not there (yet) or a different signature: use our own stream
-        pass
-    return synthetic_stream(n, instruments, live), f"bench_book.synthetic_stream(n={n}, instruments={instruments}, live~{live})"
+def synthetic_stream(n: int, n_instruments: int = 2, target_live: int = 40_000, seed: int = 7) -> np.ndarray:
+    """The harsh random stream: a valid MBO stream of about n records (MBO_DTYPE)."""
+    action = np.zeros(n, np.uint8)
+    side = np.zeros(n, np.uint8)
+    price = np.zeros(n, np.int64)
+    size = np.zeros(n, np.uint32)
+    oid = np.zeros(n, np.uint64)
+    flags = np.zeros(n, np.uint8)
+    inst = np.zeros(n, np.uint32)
+    got = _generate(n, n_instruments, target_live, seed, action, side, price, size, oid.view(np.int64), flags, inst)
+    rec = np.zeros(got, MBO_DTYPE)
+    rec["length"] = 14
+    rec["rtype"] = RTYPE_MBO
+    rec["publisher_id"] = 1
+    rec["instrument_id"] = inst[:got] + 1000
+    ts = 1_700_000_000_000_000_000 + np.arange(got, dtype=np.uint64) * 2_000
+    rec["ts_recv"] = ts
+    rec["ts_event"] = ts - 500
+    rec["action"] = action[:got].view("S1")
+    rec["side"] = side[:got].view("S1")
+    rec["price"] = price[:got]
+    rec["size"] = size[:got]
+    rec["order_id"] = oid[:got]
+    rec["flags"] = flags[:got]
+    rec["sequence"] = np.arange(1, got + 1, dtype=np.uint32)
+    return rec
+
+
+def session_file(records: int) -> Path:
+    """The realistic input: one generated ES session as .dbn.zst (generated once)."""
+    from mbolake import synth
+
+    out = HERE / "data" / f"es_{records}"
+    params = synth.SynthParams(sessions=1, first_date=SESSION, intensity=records, seed=11)
+    path = synth.session_path(out, SESSION)
+    if not path.exists():
+        print(f"generating a {records:,}-record ES session (once) -> {path} ...")
+        synth.generate_sample(out, params, progress=False)
+    return path
+
+
+def best_of(repeat: int, fn) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, result
+
+
+def apply_only(records: np.ndarray) -> OrderBook:
+    book = OrderBook()
+    book.apply(records, emit_rows=False)
+    return book
+
+
+def apply_rows_chunked(records: np.ndarray, chunk: int = 1_000_000) -> int:
+    book, rows = OrderBook(), 0
+    for lo in range(0, len(records), chunk):
+        out = book.apply(records[lo : lo + chunk])
+        rows += len(out["ts_recv"])
+    return rows
+
+
+def full_replay(path: Path) -> tuple[int, int]:
+    book, n, rows = OrderBook(), 0, 0
+    for _, chunk in iter_mbo_chunks(path):
+        out = book.apply(chunk)
+        n += len(chunk)
+        rows += len(out["ts_recv"])
+    return n, rows
+
+
+def databento_decode_only(path: Path) -> int:
+    import databento
+
+    store = databento.DBNStore.from_file(str(path))
+    return sum(len(chunk) for chunk in store.to_ndarray(count=1_000_000))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=8_000_000)
-    ap.add_argument("--instruments", type=int, default=2)
-    ap.add_argument("--live", type=int, default=40_000, help="target live orders per instrument")
+    ap.add_argument("--records", type=int, default=10_000_000, help="size of the generated ES session")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-harsh", action="store_true", help="skip the secondary harsh random stream")
+    ap.add_argument("--harsh-records", type=int, default=4_000_000)
     args = ap.parse_args()
 
+    path = session_file(args.records)
     t0 = time.perf_counter()
-    records, source = _stream(args.records, args.instruments, args.live)
-    gen_s = time.perf_counter() - t0
-    OrderBook().apply(records[:10_000])  # compile / load the cached kernel
-    OrderBook().apply(records[:10_000], every_record=True)
+    _, records = read_mbo(path)
+    load_s = time.perf_counter() - t0
+    n = len(records)
+    OrderBook().apply(records[:20_000], emit_rows=False)  # compile / load the cached kernel
+    OrderBook().apply(records[:20_000])
 
-    def timed(**kw):
-        best, rows, book = None, None, None
-        for _ in range(args.repeat):
-            book = OrderBook()
-            t0 = time.perf_counter()
-            rows = book.apply(records, **kw)
-            s = time.perf_counter() - t0
-            best = s if best is None else min(best, s)
-        return best, rows, book
+    res: dict[str, dict] = {}
 
-    t_book, _, _ = timed(emit_rows=False)
-    t_rows, rows, book = timed()
-    q = book.quality()
+    def put(name: str, seconds: float, count: int, **extra) -> None:
+        res[name] = {"records": count, "seconds": round(seconds, 3), "records_per_s": round(count / seconds), **extra}
+
+    s, book = best_of(args.repeat, lambda: apply_only(records))
+    put("apply_only", s, n)
+    s, rows = best_of(args.repeat, lambda: apply_rows_chunked(records))
+    put("apply_rows_from_memory", s, n, rows=rows)
+    # replay and Databento's decode alternate, so both see the same machine load
+    rep, dec = [], []
+    for _ in range(args.repeat):
+        s, (nrep, rows) = best_of(1, lambda: full_replay(path))
+        rep.append(s)
+        s, ndec = best_of(1, lambda: databento_decode_only(path))
+        dec.append(s)
+    put("full_replay", min(rep), nrep, rows=rows)
+    put("databento_decode_only", min(dec), ndec)
+    harsh_src = None
+    if not args.no_harsh:
+        harsh = synthetic_stream(args.harsh_records, 2, 40_000)
+        OrderBook().apply(harsh[:20_000], emit_rows=False)
+        s, _ = best_of(args.repeat, lambda: apply_only(harsh))
+        put("harsh_apply_only", s, len(harsh))
+        harsh_src = f"bench_book.synthetic_stream(n={args.harsh_records:,}, instruments=2, live~40k/instrument)"
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"date            {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    print(f"machine         {platform.machine()} {platform.processor() or ''} {platform.python_implementation()} {platform.python_version()}, 1 core")
-    print(f"input           {source}: {len(records):,} records (built in {gen_s:.1f} s, not timed)")
-    print(f"book at end     live orders {int(q.live_orders.sum()):,}, levels bid {int(q.bid_levels.sum())} / ask {int(q.ask_levels.sum())}, "
-          f"crossed groups {int(q.crossed_groups.sum()):,}, unknown refs {int(q.unknown_order_refs.sum())}")
-    print(f"output          {len(rows['ts_recv']):,} MBP-10 rows (top-10 changed at F_LAST)")
-    print(f"apply-only      {len(records) / t_book / 1e6:.1f} M records/s  (best of {args.repeat}: {t_book:.3f} s; "
-          "L3 book, quality counters, top-10 change tracking; no rows built)")
-    print(f"apply + MBP-10  {len(records) / t_rows / 1e6:.1f} M records/s  (best of {args.repeat}: {t_rows:.3f} s; "
-          "the above plus the MBP-10 row columns)")
-    print(f"peak RSS        {peak_mb:,.0f} MB (whole process, input included)")
+    ratio = res["full_replay"]["records_per_s"] / res["databento_decode_only"]["records_per_s"]
+
+    q = book.quality()
+    now = dt.datetime.now(dt.timezone.utc)
+    machine = f"{platform.machine()} {os.cpu_count()} cpu {platform.platform()}, {platform.python_implementation()} {platform.python_version()}"
+    source = (f"{path.name} ({path.stat().st_size:,} bytes): generated ES session {SESSION} "
+              f"(mbolake.synth, intensity={args.records:,}, seed=11), {n:,} records")
+    print(f"date      {now:%Y-%m-%d %H:%M} UTC")
+    print(f"machine   {machine}; one core used")
+    print(f"input     {source} (decoded in {load_s:.1f} s for figure 1-2, not timed)")
+    print(f"book      {len(q)} instruments, live orders at end {int(q.live_orders.sum()):,}, "
+          f"event groups {int(q.event_groups.sum()):,}, MBP-10 rows {res['full_replay']['rows']:,}")
+    print(f"{'figure':34s} {'M records/s':>12s} {'seconds':>8s}  includes")
+    lines = (
+        ("apply_only", "L3 book + quality counters + top-10 tracking, no rows, no decode"),
+        ("apply_rows_from_memory", "the above + MBP-10 row columns, 1 M-record chunks, no decode"),
+        ("full_replay", "zstd + DBN decode (iter_mbo_chunks) + apply + MBP-10 rows"),
+        ("databento_decode_only", "DBNStore.from_file + to_ndarray(count=1M), no book"),
+        ("harsh_apply_only", f"apply-only on {harsh_src}"),
+    )
+    for name, what in lines:
+        if name in res:
+            r = res[name]
+            print(f"{name:34s} {r['records_per_s'] / 1e6:12.2f} {r['seconds']:8.3f}  {what}")
+    print(f"full replay / Databento decode-only = {ratio:.2f}   (best of {args.repeat} each)")
+    print(f"peak RSS  {peak_mb:,.0f} MB (whole process, decoded session in memory included)")
+    record = {
+        "benchmark": "book", "date": now.isoformat(timespec="seconds"), "machine": machine,
+        "input": source, "harsh_input": harsh_src, "repeat": args.repeat, "results": res,
+        "ratio_full_replay_vs_databento_decode": round(ratio, 3), "peak_rss_mb": round(peak_mb),
+    }
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    with open(out / "book.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 if __name__ == "__main__":

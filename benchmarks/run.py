@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_synth.py", "bench_bronze.py", "bench_book.py"]
+BENCHMARKS = ["bench_synth.py", "bench_bronze.py", "bench_book.py", "bench_pipeline.py"]
 
 if __name__ == "__main__":
     failed = []
@@ -12,7 +12,7 @@ if __name__ == "__main__":
         if not (HERE / name).exists():
             continue
         print(f"== {name}", flush=True)
-        if subprocess.run([sys.executable, str(HERE / name)]).returncode != 0:
+        if subprocess.run([sys.executable, str(HERE / name)], cwd=HERE).returncode != 0:
             failed.append(name)
     if failed:
         sys.exit(f"benchmarks failed: {', '.join(failed)}")
