@@ -10,6 +10,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from mbolake import synth
@@ -17,6 +18,7 @@ from mbolake.book import OrderBook
 from mbolake.features.levels import session_levels
 from mbolake.products import get_product
 from mbolake.stages.gold_setup import episode_outputs
+from mbolake.stages.silver_book import kernel_input
 from mbolake.stages.silver_features import SilverFilterFirst4Hours, session_bars, session_primitives
 
 SESSION = dt.date(2025, 11, 12)
@@ -41,10 +43,9 @@ def front_month_frame(records: np.ndarray, header_ids: dict) -> pd.DataFrame:
 def vectors_of(frame: pd.DataFrame) -> pd.DataFrame:
     """The whole per-session chain, as the stages run it."""
     window = SilverFilterFirst4Hours()
-    bars = session_bars(frame, PRODUCT, window, "lineage")
-    from mbolake.stages.silver_book import kernel_input
-
-    states = OrderBook().apply(kernel_input(frame))
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    bars = session_bars(table, PRODUCT, window, "lineage").to_pandas()
+    states = OrderBook().apply(kernel_input(table))
     bid = np.where(states["bid_px_00"] == np.iinfo(np.int64).max, np.nan, states["bid_px_00"] * 1e-9)
     ask = np.where(states["ask_px_00"] == np.iinfo(np.int64).max, np.nan, states["ask_px_00"] * 1e-9)
     levels = session_levels(states["ts_recv"].astype(np.int64), bid, ask, SESSION, PRODUCT.timezone)

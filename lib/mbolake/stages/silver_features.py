@@ -138,10 +138,10 @@ class SilverComputeBar5sFeatures:
                              "action", "side", "price", "size", "order_id", "flags", "sequence", "channel_id",
                              "record_index")
 
-        def bars_of(pdf: pd.DataFrame) -> pd.DataFrame:
-            return session_bars(pdf, product, window, lineage)
+        def bars_of(table):
+            return session_bars(table, product, window, lineage)
 
-        bars = front.groupBy("contract_id", "session_date").applyInPandas(bars_of, spark_schema(BAR_5S))
+        bars = front.groupBy("contract_id", "session_date").applyInArrow(bars_of, spark_schema(BAR_5S))
         keys = front.groupBy("contract_id", "session_date").count().toPandas()
         if keys.empty:
             return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
@@ -154,22 +154,25 @@ class SilverComputeBar5sFeatures:
                             json.loads(lineage), stats)
 
 
-def session_bars(pdf: pd.DataFrame, product, window: SilverFilterFirst4Hours, lineage: str) -> pd.DataFrame:
-    """One contract-session of normalized MBO -> its bar_5s rows (book replay, then the bar kernel)."""
+def session_bars(table, product, window: SilverFilterFirst4Hours, lineage: str):
+    """One contract-session of normalized MBO (Arrow) -> its bar_5s rows (Arrow): book replay,
+    then the bar kernel."""
+    import pyarrow as pa
+
     from ..book import OrderBook
     from ..features.bars import BarParams, build_bars
 
-    cols = kernel_input(pdf)
+    cols = kernel_input(table)
     mbp = OrderBook().apply(cols)
-    session = pdf["session_date"].iloc[0]
+    contract_id, session = table.column("contract_id")[0].as_py(), table.column("session_date")[0].as_py()
     start, end = window.bounds(session, product.timezone)
     params = BarParams(window_start_ns=start, window_end_ns=end, tick_size=product.tick_size)
     bars = build_bars(cols, mbp, params)
-    keys = pd.DataFrame({"contract_id": pdf["contract_id"].iloc[0], "session_date": [session] * len(bars),
+    keys = pd.DataFrame({"contract_id": contract_id, "session_date": [session] * len(bars),
                          "bar_ts": bars["bar_ts"].to_numpy(np.int64)})
     features = bars.drop(columns="bar_ts").astype(np.float64)
     out = pd.concat([keys, features, pd.DataFrame({"data_version": [lineage] * len(bars)})], axis=1)
-    return out[BAR_5S.schema.names]
+    return pa.Table.from_pandas(out[BAR_5S.schema.names], schema=BAR_5S.schema, preserve_index=False)
 
 
 def _nonfinite_counts(ctx: Context, where: str) -> pd.DataFrame:
