@@ -1,6 +1,8 @@
 """Every notebook runs under papermill with small parameters (the way jobs run them)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
@@ -11,7 +13,7 @@ from mbolake.schemas import BRONZE_MBO, INGEST_MANIFEST
 
 pytestmark = pytest.mark.notebooks
 
-SMALL = {"sessions": 2, "intensity": 30_000, "first_date": "2025-11-06"}
+SMALL = {"sessions": 2, "intensity": 60_000, "first_date": "2025-11-06", "run_date": "2026-01-05"}
 
 
 def outputs_of(path) -> tuple[str, set[str]]:
@@ -30,20 +32,23 @@ def test_the_demo_pipeline_runs_end_to_end(project, monkeypatch):
     monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
     runs = run_notebooks(DEMO_PIPELINE, SMALL, run_id="demo", log=lambda _: None)
 
-    assert [r.output.name for r in runs] == [
-        "00_setup__00_environment_check.ipynb", "00_setup__02_generate_sample.ipynb", "10_bronze__10_bronze_ingest.ipynb"]
+    assert [r.output.name for r in runs] == [f"{Path(n).parent.name}__{Path(n).name}" for n in DEMO_PIPELINE]
     assert all(r.output.parent == project / "runs" / "demo" for r in runs)
     profile = load_profile()
     manifest = delta_tables.read(profile, INGEST_MANIFEST).to_pandas()
     assert manifest.status.tolist() == ["ingested", "ingested"]
     assert sum(manifest.record_count) == delta_tables.read(profile, BRONZE_MBO, columns=["ts_recv"]).num_rows
-    assert 55_000 < sum(manifest.record_count) < 65_000  # two sessions of ~30k records
-    text, mimes = outputs_of(runs[-1].output)
+    assert 110_000 < sum(manifest.record_count) < 130_000  # two sessions of ~60k records
+    text, mimes = outputs_of(runs[2].output)
     assert "BronzeProcessDBN" in text and "2 file(s) {&#x27;ingested&#x27;: 2}" in text.replace("'", "&#x27;")
     assert "application/vnd.plotly.v1+json" in mimes  # the message-rate chart
+    for run in runs[3:]:  # every Silver and Gold notebook shows at least one chart
+        assert "application/vnd.plotly.v1+json" in outputs_of(run.output)[1], run.output.name
+    snapshot = project / "ml" / "artifacts" / "datasets" / "ES_MODEL" / "2026-01-05"
+    assert (snapshot / "manifest.json").exists() and (snapshot / "training_view.parquet").exists()
 
     # A second run generates nothing and lands nothing new.
-    run_notebooks(DEMO_PIPELINE[1:], SMALL, run_id="again", log=lambda _: None)
+    run_notebooks(DEMO_PIPELINE[1:3], SMALL, run_id="again", log=lambda _: None)
     statuses = delta_tables.read(profile, INGEST_MANIFEST).to_pandas().status.tolist()
     assert sorted(statuses) == ["ingested", "ingested", "skipped_duplicate", "skipped_duplicate"]
 
