@@ -24,6 +24,9 @@ DEMO_PIPELINE = (
     "20_silver/22_silver_levels_bars.ipynb",
     "20_silver/23_silver_approach.ipynb",
     "30_gold/30_gold_setup_vectors.ipynb",
+    "40_ml/41_split.ipynb",
+    "40_ml/42_sweep.ipynb",
+    "40_ml/43_serve.ipynb",
 )
 KERNEL_NAME = "mbolake"
 

@@ -1,0 +1,61 @@
+"""MLflow set-up for a profile (DESIGN.md §3): local = sqlite store + ./mlartifacts."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+
+DEFAULT_EXPERIMENT = "mbolake-setup-models"
+
+
+def _resolve(root: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (root / p).resolve()
+
+
+def tracking_uri_for(profile) -> str:
+    """The profile's tracking URI; a relative sqlite path becomes absolute against the project root."""
+    uri = str(profile.settings.get("mlflow", {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", ""))
+    if not uri:
+        raise ValueError(f"profile {profile.name!r} has no mlflow.tracking_uri")
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(_resolve(profile.root, uri[len("sqlite:///"):]))
+    if "://" not in uri:  # a plain folder (file store)
+        return str(_resolve(profile.root, uri))
+    return uri
+
+
+def artifact_root_for(profile) -> str | None:
+    value = profile.settings.get("mlflow", {}).get("artifact_root")
+    if not value:
+        return None
+    value = str(value)
+    return value if "://" in value else _resolve(profile.root, value).as_uri()
+
+
+def setup_mlflow(profile=None, experiment: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None,
+                 artifact_root: str | None = None) -> str:
+    """Point MLflow at the profile's store and make ``experiment`` current; returns its id.
+
+    A new experiment's artifacts go to ``<artifact_root>/<experiment>`` (local profile:
+    ``./mlartifacts``); on Azure ML the workspace decides.
+    """
+    if profile is None and tracking_uri is None:
+        from ..config import load_profile
+        profile = load_profile()
+    uri = tracking_uri or tracking_uri_for(profile)
+    if artifact_root is None and profile is not None:
+        artifact_root = artifact_root_for(profile)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        location = None
+        if artifact_root:
+            location = artifact_root.rstrip("/") + "/" + experiment
+        exp_id = mlflow.create_experiment(experiment, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
