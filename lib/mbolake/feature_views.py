@@ -6,6 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
+from . import delta_tables
 from .schemas import BAR_5S, FEATURE_PRIMITIVES, LABELS, SESSION_LEVELS
 
 LEVEL_COLORS = {"pm_high": "#1f77b4", "pm_low": "#17becf", "or_high": "#d62728", "or_low": "#ff7f0e"}
@@ -27,13 +28,16 @@ def session_frames(ctx, contract_id: str, session_date: dt.date) -> dict[str, pd
     bars = _one_session(_table(ctx, BAR_5S), contract_id, session_date).select(
         "bar_ts", "bar5s_microprice_eob", "bar5s_trade_last_px").orderBy("bar_ts").toPandas()
     levels = _one_session(_table(ctx, SESSION_LEVELS), contract_id, session_date).toPandas()
-    episodes = (_one_session(_table(ctx, FEATURE_PRIMITIVES), contract_id, session_date).where("position = 0")
-                .select("episode_id", "level_type", "level_price", "direction", "candle_ts", "vector_time", "close")
-                .toPandas())
-    try:
-        labels = _table(ctx, LABELS).select("episode_id", "outcome").toPandas()
-        episodes = episodes.merge(labels, on="episode_id", how="left")
-    except Exception:  # gold not built yet: episodes without outcomes
+    columns = ["episode_id", "level_type", "level_price", "direction", "candle_ts", "vector_time", "close"]
+    if delta_tables.exists(ctx.profile, FEATURE_PRIMITIVES):
+        episodes = (_one_session(_table(ctx, FEATURE_PRIMITIVES), contract_id, session_date).where("position = 0")
+                    .select(*columns).toPandas())
+    else:  # the approach stage has not run yet
+        episodes = pd.DataFrame(columns=columns)
+    if delta_tables.exists(ctx.profile, LABELS):
+        episodes = episodes.merge(_table(ctx, LABELS).select("episode_id", "outcome").toPandas(), on="episode_id",
+                                  how="left")
+    else:  # gold not built yet: episodes without outcomes
         episodes["outcome"] = None
     return {"bars": bars, "levels": levels, "episodes": episodes}
 

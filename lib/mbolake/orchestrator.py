@@ -109,4 +109,19 @@ def main_run(names, parameters, run_id, profile_name) -> int:
         print(str(exc.__cause__)[-3000:], file=sys.stderr)
         return 1
     print(f"{len(runs)} notebook(s) ran; outputs in {runs[0].output.parent if runs else '-'}")
+    if any(r.notebook.name == "43_serve.ipynb" for r in runs):
+        print(champion_report(load_profile(profile_name)))
     return 0
+
+
+def champion_report(profile: Profile, model_name: str = "ES_MODEL_setup_v2") -> str:
+    """The served champion: its MLflow run and the test metrics it was registered with."""
+    import mlflow
+
+    from .ml.tracking import tracking_uri_for
+
+    mlflow.set_tracking_uri(tracking_uri_for(profile))
+    version = mlflow.MlflowClient().get_model_version_by_alias(model_name, "champion")
+    metrics = ", ".join(f"{k[5:]}={float(v):.3f}" for k, v in sorted(version.tags.items()) if k.startswith("test_"))
+    return (f"champion {model_name} v{version.version} (MLflow run {version.run_id}) served and smoke-tested; "
+            f"test metrics: {metrics}")

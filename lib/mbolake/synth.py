@@ -64,6 +64,7 @@ DATASET = "GLBX.MDP3"
 PUBLISHER_ID = 1
 NLEV = 8192  # price grid (ticks) per instrument
 MONTH_CODES = {3: "H", 6: "M", 9: "U", 12: "Z"}
+STALL_SHARE = 0.12  # approaches that stall at the level for 13-18 minutes (the CHOP outcome)
 ORDER_ID_BASE = 6_000_000_000_000
 
 # action / side codes as bytes values
@@ -735,18 +736,21 @@ def _front_target(rng: np.random.Generator, times: dict[str, int], vol: float) -
         lvl = levels[rng.choice(4, p=w / w.sum())]
         above = cur > lvl
         sgn = -1.0 if above else 1.0  # direction of travel toward the level
-        if rng.random() < 0.55:
-            way = [lvl + sgn * rng.uniform(3.0, 12.0)]  # break through
+        fate = rng.random()
+        if fate < STALL_SHARE:  # stall: poke just through the level, then hover there (CHOP)
+            way = [(lvl + sgn * rng.uniform(1.0, 3.0), False), (lvl + sgn * rng.uniform(-1.5, 1.5), True)]
+        elif fate < STALL_SHARE + (1.0 - STALL_SHARE) * 0.55:
+            way = [(lvl + sgn * rng.uniform(3.0, 12.0), False)]  # break through
         else:
-            way = [lvl - sgn * rng.uniform(0.0, 1.5), lvl - sgn * rng.uniform(5.0, 12.0)]  # reject
-        for wp in way:
+            way = [(lvl - sgn * rng.uniform(0.0, 1.5), False), (lvl - sgn * rng.uniform(5.0, 12.0), False)]  # reject
+        for wp, hover in way:
             speed = rng.uniform(0.03, 0.12)
-            dur = int(max(45.0, abs(wp - cur) / speed))
+            dur = int(rng.uniform(780.0, 1100.0)) if hover else int(max(45.0, abs(wp - cur) / speed))
             dur = min(dur, nsec - t)
             if dur <= 0:
                 break
             frac = np.arange(1, dur + 1) / dur
-            noise = np.cumsum(rng.normal(0.0, vol * 0.5, dur))
+            noise = np.cumsum(rng.normal(0.0, vol * (0.12 if hover else 0.5), dur))
             noise -= frac * noise[-1]  # bridge: hit the waypoint exactly
             x[t : t + dur] = cur + (wp - cur) * frac + noise
             t += dur
