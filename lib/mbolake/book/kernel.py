@@ -5,8 +5,13 @@ State (int64 arrays, owned and grown by ``book.state.BookState``):
 * ``ords[slot, O_*]``  order table, one 64-byte row per order: id, price, size,
   book-side (``2*book + side``, -1 = free slot), level id, prev/next in the FIFO queue
   (``O_NEXT`` doubles as the free-list link).
-* ``oh[h]``            open-addressing hash (linear probing, backward-shift delete) of
-  ``(book, order_id) -> slot``; its size is 2x the order capacity, so load <= 0.5.
+* ``oh[2h], oh[2h+1]`` open-addressing hash (linear probing, backward-shift delete) of
+  ``(book, order_id) -> slot`` holding (order id, ``book << 32 | slot``) pairs, so probes
+  and deletes never touch the order table; 2x the order capacity, so load <= 0.5. The
+  hash (``g[G_HMODE]``) starts locality-preserving (id + book offset: CME ids grow with
+  time, so recent orders share cache lines and do not collide); a probe longer than
+  ``MAX_PROBE`` (adversarial ids) makes the kernel return NEED_REHASH and the table is
+  rebuilt with a mixing hash. The next records' hash slots are prefetched.
 * ``lvls[l, L_*]``     price levels: price, aggregate size, order count, queue head/tail.
 * ``pool[., 0:2]``     per book-side a segment of (key, level id) sorted by key ascending,
   **best level last**. key = price for bids, -price for asks, so "better" is "larger" on
@@ -29,11 +34,18 @@ the touching record alone closes its event group (F_LAST, nothing touched before
 book change it makes is effective, so the top 10 changed and nothing is compared. Otherwise
 (multi-record groups, duplicate adds) the top 10 is saved at the group's first touch and
 compared at F_LAST. A row is written only when the top 10 changed.
+
+Rows are built in a small row-major ring (L1-resident) and flushed in blocks to the typed
+column-major outputs with streaming stores (``flush_rows``), so writing hundreds of MB of
+rows neither evicts the book from the caches nor reads the output lines first.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 UNDEF = np.iinfo(np.int64).max
 F_LAST = 0x80
@@ -72,12 +84,57 @@ G_LEN = 16
 # output row: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
 ROW_HDR = 12
 ROW_LEN = ROW_HDR + 6 * TOP
-RING_ROWS = 256
+RING_ROWS = 64  # 64 rows x 72 int64 = 36 KB: the ring stays in L1
 
 OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT, NEED_REHASH = range(8)
 HASH_SEQ, HASH_MIX = 0, 1  # order hash: locality-preserving (ids mostly increase) / mixed
 MAX_PROBE = 48  # a longer probe under HASH_SEQ asks for HASH_MIX (adversarial ids)
 BOOK_MUL = 7146012727573221401
+
+
+# records ahead of the current one whose hash slot / order row / queue neighbours are
+# prefetched: the book is latency-bound on random order-table reads otherwise
+PF_HASH, PF_ORDER, PF_NEIGH = 16, 0, 0
+
+
+@intrinsic
+def _prefetch(typingctx, arr, i, j):
+    """Hint the CPU to load arr[i] (1-D) or arr[i, j] (2-D) into cache; no effect on results."""
+    sig = types.void(arr, i, j)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = [args[1], args[2]][: aryty.ndim]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, idx, wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _nt_store(typingctx, arr, i, j, val):
+    """arr[i, j] = val with a non-temporal (streaming) store: the output rows do not go
+    through the cache, so writing them neither evicts the book nor reads the lines first.
+    (x86 keeps a thread's own stores ordered for itself; other threads synchronise through
+    the GIL's locked instructions.) Sizes without a streaming store become plain stores."""
+    sig = types.void(arr, i, j, val)
+
+    def codegen(context, builder, signature, args):
+        aryty, _, _, valty = signature.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1], args[2]], wraparound=False)
+        v = context.cast(builder, args[3], valty, aryty.dtype)
+        st = builder.store(v, ptr)
+        st.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -290,8 +347,8 @@ def _alloc_order(ords, g):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _free_order(oh, ords, bk, g, o, h):
-    _odel(oh, ords, h)
+def _free_order(oh, ords, bk, g, o, h, hm):
+    _odel(oh, h, hm)
     bk[ords[o, O_BS] >> 1, B_NORD] -= 1
     ords[o, O_BS] = -1
     ords[o, O_NEXT] = g[G_OFREE]
@@ -300,7 +357,7 @@ def _free_order(oh, ords, bk, g, o, h):
 
 
 @njit(cache=True, _nrt=False)
-def _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b):
+def _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b, hm):
     for side in range(2):
         if bsm[2 * b + side, S_N] > 0:
             bs = 2 * b + side
@@ -313,8 +370,8 @@ def _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b):
             o = lvls[l, L_HEAD]
             while o >= 0:
                 nx = ords[o, O_NEXT]
-                _, h = _ofind(oh, ords, ords[o, O_ID], b)
-                _free_order(oh, ords, bk, g, o, h)
+                _, h = _ofind(oh, g, ords[o, O_ID], b, hm)
+                _free_order(oh, ords, bk, g, o, h, hm)
                 o = nx
             lvls[l, L_BS] = -1
             lvls[l, L_NEXT] = g[G_LFREE]
@@ -341,6 +398,45 @@ def _fill_top(pool, bsm, lvls, b, dst, r, off):
                 dst[r, o + m] = UNDEF
                 dst[r, o + 2 * TOP + m] = 0
                 dst[r, o + 4 * TOP + m] = 0
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _fill_out(pool, bsm, lvls, b, pxo, szo, r):
+    """Row r of the column-major outputs: pxo[0:20] bid/ask prices, szo[0:40] bid/ask sizes then counts."""
+    for side in range(2):
+        bs = 2 * b + side
+        start = bsm[bs, S_START]
+        n = bsm[bs, S_N]
+        o = side * TOP
+        top = n if n < TOP else TOP
+        for m in range(top):
+            l = pool[start + n - 1 - m, 1]
+            pxo[o + m, r] = lvls[l, L_PX]
+            szo[o + m, r] = lvls[l, L_SZ]
+            szo[2 * TOP + o + m, r] = lvls[l, L_CT]
+        for m in range(top, TOP):
+            pxo[o + m, r] = UNDEF
+            szo[o + m, r] = 0
+            szo[2 * TOP + o + m, r] = 0
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _top_differs(pool, bsm, lvls, b, snap):
+    """Whether the top 10 of book b differs from snap[b] (laid out as _fill_top writes it)."""
+    for side in range(2):
+        bs = 2 * b + side
+        start = bsm[bs, S_START]
+        n = bsm[bs, S_N]
+        o = side * TOP
+        for m in range(TOP):
+            if m < n:
+                l = pool[start + n - 1 - m, 1]
+                if (snap[b, o + m] != lvls[l, L_PX] or snap[b, o + 2 * TOP + m] != lvls[l, L_SZ]
+                        or snap[b, o + 4 * TOP + m] != lvls[l, L_CT]):
+                    return True
+            elif snap[b, o + m] != UNDEF or snap[b, o + 2 * TOP + m] != 0 or snap[b, o + 4 * TOP + m] != 0:
+                return True
+    return False
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -389,12 +485,11 @@ def _relocate(pool, bsm, g, bs):
 @njit(cache=True, nogil=True, _nrt=False)
 def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan,
                   start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh,
-                  h64, h32, h16, h8, pxo, szo):
+                  ring, h64, h32, h16, h8, pxo, szo):
     """Apply records[start:]; returns (next record, status). status OK means all applied.
 
-    Rows are written straight into the column-major outputs at g[G_OUTN]: h64 (ts_recv,
-    ts_event, price), h32 (instrument_id, size, sequence), h16 (publisher_id), h8 (rtype,
-    action, side, depth, flags), pxo (bid/ask prices) and szo (sizes then counts);
+    Rows are built in ``ring`` (row-major, a few KB, stays in L1) and flushed in blocks to
+    the column-major outputs (see ``flush_rows``); the caller flushes after every return;
     ``rows`` False keeps the book, counters and top-10 tracking but writes no row.
     """
     n = ts_recv.shape[0]
@@ -406,7 +501,31 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
     c = -1
     have_ts = g[G_HAVE_TS] != 0
     last_ts = g[G_LAST_TS]
+    hmask = (oh.shape[0] >> 1) - 1
+    omax = ords.shape[0]
     for i in range(start, n):
+        # prefetch (assuming the same book, the common case): hash slot, then the order's
+        # row once its slot is cached, then its queue neighbours and level
+        j = i + PF_HASH
+        if j < n and b >= 0:
+            _prefetch(oh, 2 * _ohash(oid[j], b, hm, hmask), 0)
+        j = i + PF_ORDER
+        if PF_ORDER > 0 and j < n and b >= 0:
+            v = oh[2 * _ohash(oid[j], b, hm, hmask) + 1]
+            if v >= 0:
+                _prefetch(ords, v & 0xFFFFFFFF, 0)
+        j = i + PF_NEIGH
+        if PF_NEIGH > 0 and j < n and b >= 0 and action[j] != ACT_ADD:
+            v = oh[2 * _ohash(oid[j], b, hm, hmask) + 1]
+            if v >= 0:
+                o = v & 0xFFFFFFFF
+                if o < omax:
+                    p = ords[o, O_PREV]
+                    if p >= 0:
+                        _prefetch(ords, p, 0)
+                    p = ords[o, O_NEXT]
+                    if p >= 0:
+                        _prefetch(ords, p, 0)
         key = (np.int64(pub[i]) << 32) | np.int64(inst[i])
         if key != last_key:
             b, h = _kfind(bh, bk, key)
@@ -436,7 +555,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             return i, NEED_LEVELS
         if g[G_HREQ] != 0:
             return i, NEED_REHASH
-        if rows and g[G_OUTN] >= cap:
+        if rows and g[G_OUTN] + g[G_RING] >= cap:
             return i, NEED_OUT
         a = np.int64(action[i])
         fl = np.int64(flags[i])
@@ -592,23 +711,69 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     bk[b, Q_TOP_CHANGES] += 1
                     emit = True
         if emit and rows:
-            r = g[G_OUTN]
-            _fill_out(pool, bsm, lvls, b, pxo, szo, r)
-            h64[0, r] = t
-            h64[1, r] = ts_event[i]
-            h64[2, r] = px
-            h32[0, r] = inst[i]
-            h32[1, r] = size[i]
-            h32[2, r] = seq[i]
-            h16[0, r] = pub[i]
-            d = _depth(pool, bsm, b, s, px)
-            h8[0, r] = RTYPE_MBP10
-            h8[1, r] = a
-            h8[2, r] = sd
-            h8[3, r] = d if d < 255 else 255
-            h8[4, r] = fl
-            g[G_OUTN] = r + 1
+            rr = g[G_RING]
+            _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)
+            ring[rr, 0] = t
+            ring[rr, 1] = ts_event[i]
+            ring[rr, 2] = RTYPE_MBP10
+            ring[rr, 3] = np.int64(pub[i])
+            ring[rr, 4] = np.int64(inst[i])
+            ring[rr, 5] = a
+            ring[rr, 6] = sd
+            ring[rr, 7] = _depth(pool, bsm, b, s, px)
+            ring[rr, 8] = px
+            ring[rr, 9] = np.int64(size[i])
+            ring[rr, 10] = fl
+            ring[rr, 11] = np.int64(seq[i])
+            g[G_RING] = rr + 1
+            if rr + 1 == ring.shape[0]:
+                flush_rows(g, ring, h64, h32, h16, h8, pxo, szo)
     return n, OK
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def flush_rows(g, ring, h64, h32, h16, h8, pxo, szo):
+    """Move the ring's rows to the column-major outputs at g[G_OUTN] in their final dtypes
+    (blocked transpose: each column gets a contiguous run), empty the ring.
+
+    h64 (ts_recv, ts_event, price), h32 (instrument_id, size, sequence), h16
+    (publisher_id), h8 (rtype, action, side, depth, flags), pxo (bid/ask prices), szo
+    (bid/ask sizes then counts)."""
+    nr = g[G_RING]
+    base = g[G_OUTN]
+    for r in range(nr):
+        _nt_store(h64, 0, base + r, ring[r, 0])
+    for r in range(nr):
+        _nt_store(h64, 1, base + r, ring[r, 1])
+    for r in range(nr):
+        _nt_store(h64, 2, base + r, ring[r, 8])
+    for r in range(nr):
+        _nt_store(h32, 0, base + r, ring[r, 4])
+    for r in range(nr):
+        _nt_store(h32, 1, base + r, ring[r, 9])
+    for r in range(nr):
+        _nt_store(h32, 2, base + r, ring[r, 11])
+    for r in range(nr):
+        h16[0, base + r] = ring[r, 3]
+    for r in range(nr):
+        h8[0, base + r] = ring[r, 2]
+    for r in range(nr):
+        h8[1, base + r] = ring[r, 5]
+    for r in range(nr):
+        h8[2, base + r] = ring[r, 6]
+    for r in range(nr):
+        d = ring[r, 7]
+        h8[3, base + r] = d if d < 255 else 255
+    for r in range(nr):
+        h8[4, base + r] = ring[r, 10]
+    for j in range(2 * TOP):
+        for r in range(nr):
+            _nt_store(pxo, j, base + r, ring[r, ROW_HDR + j])
+    for j in range(4 * TOP):
+        for r in range(nr):
+            _nt_store(szo, j, base + r, ring[r, ROW_HDR + 2 * TOP + j])
+    g[G_OUTN] = base + nr
+    g[G_RING] = 0
 
 
 @njit(cache=True, _nrt=False)

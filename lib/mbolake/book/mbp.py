@@ -1,6 +1,9 @@
 """Databento ``mbp-10`` output layout: the kernel's int64 rows -> typed columns."""
 from __future__ import annotations
 
+import mmap
+import sys
+
 import numpy as np
 import pandas as pd
 
@@ -37,35 +40,88 @@ def rows_to_columns(table: np.ndarray) -> dict[str, np.ndarray]:
     return cols
 
 
+# header columns by storage group: (group, row in the group)
+_H64 = ("ts_recv", "ts_event", "price")
+_H32 = ("instrument_id", "size", "sequence")
+_H16 = ("publisher_id",)
+_H8 = ("rtype", "action", "side", "depth", "flags")
+
+
+_HUGE = 1 << 21
+
+
+def _big_empty(nbytes: int) -> np.ndarray:
+    """Uninitialised uint8 buffer; large ones are anonymous mmaps advised to use huge pages
+    (one page fault per 2 MB instead of per 4 KB when the rows are first written)."""
+    if nbytes < 4 * _HUGE:
+        return np.empty(nbytes, np.uint8)
+    size = -(-nbytes // _HUGE) * _HUGE
+    region = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    if advice is not None:
+        try:
+            region.madvise(advice)
+        except OSError:
+            pass
+    return np.frombuffer(region, np.uint8, count=nbytes)
+
+
 class RowBlocks:
-    """Column-major output of one apply call: header (12, cap) int64, prices (20, cap) int64,
-    sizes and counts (40, cap) uint32. Allocated with np.empty at the call's upper bound of
-    rows: pages never written are never touched, so only the rows emitted use memory."""
+    """Column-major output rows in their final dtypes, carved from one buffer:
+    h64 (3, cap) int64 (ts_recv, ts_event, price), h32 (3, cap) uint32 (instrument_id,
+    size, sequence), h16 (1, cap) uint16 (publisher_id), h8 (5, cap) uint8 (rtype, action,
+    side, depth, flags), px (20, cap) int64 (bid/ask prices), szct (40, cap) uint32 (bid/ask
+    sizes then counts). ``columns`` returns views (no copy). Pages never written are never
+    touched. ``free`` tells when no returned view is alive any more, so the owner can reuse
+    the block: a chunked replay then writes into warm pages instead of faulting in new ones."""
+
+    NAMES = ("h64", "h32", "h16", "h8", "px", "szct")
+    _LAYOUT = (("h64", len(_H64), np.int64), ("px", 2 * K.TOP, np.int64), ("h32", len(_H32), np.uint32),
+               ("szct", 4 * K.TOP, np.uint32), ("h16", len(_H16), np.uint16), ("h8", len(_H8), np.uint8))
 
     def __init__(self, cap: int) -> None:
-        self.hdr = np.empty((K.ROW_HDR, cap), np.int64)
-        self.px = np.empty((2 * K.TOP, cap), np.int64)
-        self.szct = np.empty((4 * K.TOP, cap), np.uint32)
+        cap = -(-cap // 8) * 8  # every array starts 8-byte aligned
+        total = sum(rows * np.dtype(dt).itemsize * cap for _, rows, dt in self._LAYOUT)
+        self._buf = _big_empty(total)
+        off = 0
+        for name, rows, dt in self._LAYOUT:
+            nbytes = rows * np.dtype(dt).itemsize * cap
+            setattr(self, name, self._buf[off : off + nbytes].view(dt).reshape(rows, cap))
+            off += nbytes
+        self._base_refs = sys.getrefcount(self._buf)
+
+    @property
+    def cap(self) -> int:
+        return self.h64.shape[1]
+
+    def arrays(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.NAMES)
+
+    def free(self) -> bool:
+        """True when nothing but this object refers to its buffer (no returned view alive)."""
+        return sys.getrefcount(self._buf) <= self._base_refs
 
     def grow(self) -> None:
-        for name in ("hdr", "px", "szct"):
-            old = getattr(self, name)
-            new = np.empty((old.shape[0], 2 * old.shape[1] + 1024), old.dtype)
-            new[:, : old.shape[1]] = old
-            setattr(self, name, new)
+        old = self.arrays()
+        n = self.cap
+        new = RowBlocks(2 * n + 1024)
+        for name, a in zip(self.NAMES, old):
+            getattr(new, name)[:, :n] = a
+        self.__dict__.update(new.__dict__)
 
     def columns(self, n: int) -> dict[str, np.ndarray]:
+        group = {}
+        for arr, names in ((self.h64, _H64), (self.h32, _H32), (self.h16, _H16), (self.h8, _H8)):
+            for j, name in enumerate(names):
+                group[name] = arr[j, :n]
         cols = {}
-        for j, (name, dt) in enumerate(HEADER):
-            col = self.hdr[j, :n]
+        for name, dt in HEADER:
+            col = group[name]
             if name in ("ts_recv", "ts_event"):
-                cols[name] = col.view(np.uint64)
-            elif name == "depth":
-                cols[name] = np.minimum(col, 255).astype(np.uint8)
+                col = col.view(np.uint64)
             elif dt == "S1":
-                cols[name] = col.astype(np.uint8).view("S1")
-            else:
-                cols[name] = col.astype(dt)
+                col = col.view("S1")
+            cols[name] = col
         for j, (name, _) in enumerate(LEVEL_COLUMNS[: 2 * K.TOP]):
             cols[name] = self.px[j, :n]
         for j, (name, _) in enumerate(LEVEL_COLUMNS[2 * K.TOP :]):

@@ -35,6 +35,7 @@ class OrderBook:
 
     def __init__(self) -> None:
         self._st = BookState()
+        self._outs: list[RowBlocks] = []
 
     # ---- feeding ----
     def apply(self, records, every_record: bool = False, emit_rows: bool = True) -> dict[str, np.ndarray]:
@@ -47,19 +48,24 @@ class OrderBook:
         """
         cols = record_columns(records)
         n = len(cols[0])
+        # rows <= records: a block sized by the record count is reused by equal-sized chunks
+        # (np.empty / mmap: pages never written cost nothing)
+        cap = n if emit_rows else 0
         if not emit_rows:
-            cap = 0
-        elif every_record:
-            cap = n
+            out = RowBlocks(0)
         else:
-            cap = int(np.count_nonzero(cols[9] & K.F_LAST))
-        out = RowBlocks(cap)
+            # reuse an output block whose rows the caller has dropped; two are kept because
+            # ``rows = book.apply(chunk)`` still holds the previous rows during the call
+            out = next((o for o in self._outs if o.cap >= cap and o.free()), None)
+            if out is None:
+                out = RowBlocks(cap)
+                self._outs = (self._outs + [out])[-2:]
         st = self._st
         i = 0
         while True:
             i, status = K.apply_records(*cols, i, bool(every_record), bool(emit_rows), *st.arrays(),
-                                        st.ring, out.hdr, out.px, out.szct)
-            K.flush_rows(st.g, st.ring, out.hdr, out.px, out.szct)
+                                        st.ring, *out.arrays())
+            K.flush_rows(st.g, st.ring, *out.arrays())
             if status == K.OK:
                 break
             if status == K.NEED_OUT:
@@ -68,7 +74,7 @@ class OrderBook:
                 st.grow(status)
         nrows = int(st.g[K.G_OUTN])
         st.g[K.G_OUTN] = 0
-        return out.columns(nrows)
+        return out.columns(nrows) if nrows else RowBlocks(0).columns(0)
 
     # ---- checkpoint ----
     def state_bytes(self) -> bytes:
@@ -78,6 +84,7 @@ class OrderBook:
     def from_state_bytes(cls, data: bytes) -> "OrderBook":
         book = cls.__new__(cls)
         book._st = BookState.from_bytes(data)
+        book._outs = []
         return book
 
     # ---- views ----
