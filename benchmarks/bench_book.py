@@ -148,35 +148,6 @@ def _generate(n, n_instr, target_live, seed, action, side, price, size, oid, fla
 
 
 def synthetic_stream(n: int, n_instruments: int = 2, target_live: int = 40_000, seed: int = 7) -> np.ndarray:
-    """A valid MBO stream of about n records (MBO_DTYPE), ts_recv increasing."""
-    action = np.zeros(n, np.uint8)
-    side = np.zeros(n, np.uint8)
-    price = np.zeros(n, np.int64)
-    size = np.zeros(n, np.uint32)
-    oid = np.zeros(n, np.uint64)
-    flags = np.zeros(n, np.uint8)
-    inst = np.zeros(n, np.uint32)
-    got = _generate(n, n_instruments, target_live, seed, action, side, price, size, oid.view(np.int64), flags, inst)
-    rec = np.zeros(got, MBO_DTYPE)
-    rec["length"] = 14
-    rec["rtype"] = RTYPE_MBO
-    rec["publisher_id"] = 1
-    rec["instrument_id"] = inst[:got] + 1000
-    ts = 1_700_000_000_000_000_000 + np.arange(got, dtype=np.uint64) * 2_000
-    rec["ts_recv"] = ts
-    rec["ts_event"] = ts - 500
-    rec["action"] = action[:got].view("S1")
-    rec["side"] = side[:got].view("S1")
-    rec["price"] = price[:got]
-    rec["size"] = size[:got]
-    rec["order_id"] = oid[:got]
-    rec["flags"] = flags[:got]
-    rec["sequence"] = np.arange(1, got + 1, dtype=np.uint32)
-    return rec
-
-
-
-def synthetic_stream(n: int, n_instruments: int = 2, target_live: int = 40_000, seed: int = 7) -> np.ndarray:
     """The harsh random stream: a valid MBO stream of about n records (MBO_DTYPE)."""
     action = np.zeros(n, np.uint8)
     side = np.zeros(n, np.uint8)
