@@ -43,7 +43,10 @@ def session_frames(ctx, contract_id: str, session_date: dt.date) -> dict[str, pd
 
 
 def _ny(ns):
-    return pd.to_datetime(ns, unit="ns", utc=True).tz_convert("America/New_York")
+    """ns UTC (a scalar or a Series) as New York time."""
+    stamps = pd.to_datetime(ns, unit="ns", utc=True)
+    return stamps.dt.tz_convert("America/New_York") if isinstance(stamps, pd.Series) else stamps.tz_convert(
+        "America/New_York")
 
 
 def plot_session(frames: dict[str, pd.DataFrame], title: str):
