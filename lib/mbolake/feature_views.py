@@ -81,8 +81,11 @@ def episode_counts(ctx) -> pd.DataFrame:
     """Episodes per session, level type and direction."""
     prims = _table(ctx, FEATURE_PRIMITIVES).where("position = 0")
     counts = prims.groupBy("session_date", "level_type", "direction").count().toPandas()
-    return counts.pivot_table(index=["session_date", "level_type"], columns="direction", values="count",
-                              fill_value=0).rename(columns={1: "from_below", -1: "from_above"}).reset_index()
+    table = counts.pivot_table(index=["session_date", "level_type"], columns="direction", values="count",
+                               fill_value=0, aggfunc="sum").astype(int)
+    table = table.rename(columns={1: "from_below", -1: "from_above"}).reset_index()
+    table.columns.name = None
+    return table
 
 
 def plot_feature_distributions(ctx, features=("u_mean", "pressure_mean", "obi0_lin_mean", "flow_norm_mean")):
