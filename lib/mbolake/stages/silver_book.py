@@ -2,9 +2,12 @@
 
 Spark groups Bronze by ``(contract_id, session_date)``; inside each group the records are
 sorted by ``(ts_recv, record_index)`` (feed order, never ``ts_event``) and replayed by the
-order-book kernel (``mbolake.book.OrderBook``) through ``applyInArrow``: columns reach the
-kernel as numpy views and leave it as Arrow arrays, without a Python object per row. Re-running for
-the same sessions replaces those sessions' rows (Delta ``replaceWhere``).
+order-book kernel (``mbolake.book.OrderBook``): columns reach the kernel as numpy views and
+leave it as Arrow arrays, without a Python object per row. On the ``spark`` engine Spark
+groups and calls the kernel through ``applyInArrow``; on the ``local`` engine
+(``local_engine``) the driver reads one session at a time and replays each contract once,
+in 1 M-record chunks, for both the rows and the quality counters. Re-running for the same
+sessions replaces those sessions' rows (Delta ``replaceWhere`` / delta-rs ``predicate``).
 """
 from __future__ import annotations
 
@@ -21,17 +24,25 @@ import pyarrow.compute as pc
 from ..context import Context
 from ..dbn import UNDEF_PRICE
 from ..schemas import BOOK_QUALITY, BOOK_QUALITY_COUNTERS, BRONZE_MBO, ORDERBOOK_STATE, spark_schema
-from .common import count_rows, data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from . import local_engine
+from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from .local_engine import stage_engine
 
+CHUNK_RECORDS = 1_000_000  # records per kernel call: bounded row memory, warm output pages
 KERNEL_COLUMNS = ["ts_recv", "ts_event", "publisher_id", "instrument_id", "action", "side", "price", "size",
                   "order_id", "flags", "sequence", "channel_id", "record_index"]
 
 
 def _char_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """One-character string column -> ASCII codes (uint8), through its few distinct values."""
-    encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
-    lookup = np.array([ord(v) if v else 0 for v in encoded.dictionary.to_pylist()], dtype=np.uint8)
-    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+    """One-character string column (plain or dictionary) -> ASCII codes (uint8), through its few
+    distinct values."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = [np.zeros(0, np.uint8)]
+    for chunk in chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
+        lookup = np.array([ord(v) if v else 0 for v in encoded.dictionary.to_pylist()] + [0], dtype=np.uint8)
+        parts.append(lookup[encoded.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(parts)
 
 
 def _string_column(codes: np.ndarray) -> pa.Array:
@@ -56,9 +67,14 @@ def kernel_input(table: pa.Table) -> dict[str, np.ndarray]:
     cols = {}
     for name in KERNEL_COLUMNS:
         col = table.column(name)
-        values = _char_codes(col) if name in ("action", "side") else col.to_numpy()
+        if name in ("action", "side"):
+            values = _char_codes(col)
+        elif name == "price":
+            values = pc.fill_null(col, UNDEF_PRICE).to_numpy()  # null = undefined price
+        else:
+            values = col.to_numpy()
         cols[name] = values if order is None else values[order]
-    return cols  # price nulls were replaced by the sentinel in Spark
+    return cols
 
 
 def mbp10_table(cols: dict[str, np.ndarray], contract_id: str, session_date) -> pa.Table:
@@ -92,13 +108,9 @@ def _rebuild_group(table: pa.Table) -> pa.Table:
     return mbp10_table(OrderBook().apply(kernel_input(table)), contract_id, session_date)
 
 
-def _quality_group(table: pa.Table, data_version: str) -> pa.Table:
-    from ..book import OrderBook
-
-    book = OrderBook()
-    book.apply(kernel_input(table), emit_rows=False)
+def quality_table(book, contract_id: str, session_date, data_version: str) -> pa.Table:
+    """The book's quality counters as ``silver.book_quality`` rows of one contract-session."""
     quality = book.quality()
-    contract_id, session_date = _group_keys(table)
     quality.insert(0, "contract_id", contract_id)
     quality.insert(1, "session_date", session_date)
     quality["data_version"] = data_version
@@ -106,6 +118,30 @@ def _quality_group(table: pa.Table, data_version: str) -> pa.Table:
     out[["publisher_id", "instrument_id"]] = out[["publisher_id", "instrument_id"]].astype(np.int32)
     out[list(BOOK_QUALITY_COUNTERS)] = out[list(BOOK_QUALITY_COUNTERS)].astype(np.int64)
     return pa.Table.from_pandas(out, schema=BOOK_QUALITY.schema, preserve_index=False)
+
+
+def _quality_group(table: pa.Table, data_version: str) -> pa.Table:
+    from ..book import OrderBook
+
+    book = OrderBook()
+    book.apply(kernel_input(table), emit_rows=False)
+    return quality_table(book, *_group_keys(table), data_version)
+
+
+def replay_group(table: pa.Table, contract_id: str, session_date, data_version: str, quality: list,
+                 chunk_records: int = CHUNK_RECORDS):
+    """One contract-session replayed in chunks: yields its MBP-10 rows (Arrow) chunk by chunk
+    and appends its quality counters to ``quality`` at the end (one kernel pass for both)."""
+    from ..book import OrderBook
+
+    cols = kernel_input(table)
+    book = OrderBook()
+    n = len(cols["ts_recv"])
+    for start in range(0, n, chunk_records):
+        rows = book.apply({name: col[start:start + chunk_records] for name, col in cols.items()})
+        if len(rows["ts_recv"]):
+            yield mbp10_table(rows, contract_id, session_date)
+    quality.append(quality_table(book, contract_id, session_date, data_version))
 
 
 @dataclass
@@ -130,32 +166,65 @@ class SilverRebuildOrderBook:
     outputs = (ORDERBOOK_STATE.name, BOOK_QUALITY.name)
 
     def run(self, ctx: Context, *, underlier: str, start_date: dt.date | None = None,
-            end_date: dt.date | None = None, include_spreads: bool = False) -> BookSummary:
+            end_date: dt.date | None = None, include_spreads: bool = False,
+            engine: str | None = None) -> BookSummary:
+        t0 = time.perf_counter()
+        if stage_engine(ctx, engine) == "local":
+            quality, lineage_json = self._run_local(ctx, underlier, start_date, end_date, include_spreads)
+        else:
+            quality, lineage_json = self._run_spark(ctx, underlier, start_date, end_date, include_spreads)
+        lineage = json.loads(lineage_json)
+        if quality.empty:
+            return BookSummary([], 0, 0, 0, quality, lineage, time.perf_counter() - t0)
+        quality = quality.sort_values(["session_date", "contract_id"]).reset_index(drop=True)
+        state_rows = int(local_engine.read_rows(ctx, ORDERBOOK_STATE, local_engine.pairs_filter(quality),
+                                                ["session_date"]).num_rows)
+        return BookSummary(sorted(quality["session_date"].unique()), len(quality), int(quality["records"].sum()),
+                           state_rows, quality, lineage, time.perf_counter() - t0)
+
+    def _run_local(self, ctx: Context, underlier, start_date, end_date, include_spreads) -> tuple[pd.DataFrame, str]:
+        bronze = local_engine.PinnedTable(ctx, BRONZE_MBO, self.name)
+        lineage_json = data_version(ctx, {BRONZE_MBO.name: bronze.version})
+        chosen = local_engine.all_of([
+            pc.field("underlier") == underlier, local_engine.date_filter(start_date, end_date),
+            None if include_spreads else pc.field("instrument_type") != "SPREAD"])
+        keys = local_engine.group_keys(bronze.read(["contract_id", "session_date"], chosen))
+        if keys.empty:
+            return pd.DataFrame(columns=BOOK_QUALITY.schema.names), lineage_json
+        quality: list[pa.Table] = []
+
+        def states():
+            for session_date in sorted(keys["session_date"].unique()):
+                session = bronze.read(["contract_id", "session_date", *KERNEL_COLUMNS],
+                                      chosen & (pc.field("session_date") == pa.scalar(session_date, pa.date32())))
+                for contract_id, rows in local_engine.split_by(session, "contract_id"):
+                    yield from replay_group(rows, contract_id, session_date, lineage_json, quality)
+
+        where = pairs_predicate(keys)
+        local_engine.replace(ctx, ORDERBOOK_STATE, states(), where, lineage_json)
+        quality_rows = pa.concat_tables(quality)
+        local_engine.replace(ctx, BOOK_QUALITY, [quality_rows], where, lineage_json)
+        return quality_rows.to_pandas(), lineage_json
+
+    def _run_spark(self, ctx: Context, underlier, start_date, end_date, include_spreads) -> tuple[pd.DataFrame, str]:
         from pyspark.sql import functions as F
 
-        t0 = time.perf_counter()
         spark = ctx.spark
         bronze, bronze_version = read_pinned(ctx, BRONZE_MBO, self.name)
         bronze = in_dates(bronze.where(F.col("underlier") == underlier), start_date, end_date)
         if not include_spreads:
             bronze = bronze.where(F.col("instrument_type") != "SPREAD")
-        # Nulls are filled before the data reaches pandas: a nullable long would arrive as float64.
-        bronze = bronze.withColumn("price", F.coalesce(F.col("price"), F.lit(UNDEF_PRICE)))
         bronze = bronze.select("contract_id", "session_date", *KERNEL_COLUMNS)
         lineage_json = data_version(ctx, {BRONZE_MBO.name: bronze_version})
-        lineage = json.loads(lineage_json)
         grouped = bronze.groupBy("contract_id", "session_date")
         # The quality pass (kernel without rows) also tells which contract-sessions exist.
         quality = grouped.applyInArrow(lambda table: _quality_group(table, lineage_json),
                                        schema=spark_schema(BOOK_QUALITY)).toPandas()
-        quality = quality.sort_values(["session_date", "contract_id"]).reset_index(drop=True)
         if quality.empty:
-            return BookSummary([], 0, 0, 0, quality, lineage, time.perf_counter() - t0)
+            return quality, lineage_json
         where = pairs_predicate(quality)
         states = grouped.applyInArrow(_rebuild_group, schema=spark_schema(ORDERBOOK_STATE))
         replace_rows(ctx, ORDERBOOK_STATE, states, where, lineage_json)
         replace_rows(ctx, BOOK_QUALITY, spark.createDataFrame(quality, schema=spark_schema(BOOK_QUALITY)), where,
                      lineage_json)
-        state_rows = count_rows(ctx, ORDERBOOK_STATE, where)
-        return BookSummary(sorted(quality["session_date"].unique()), len(quality), int(quality["records"].sum()),
-                           state_rows, quality, lineage, time.perf_counter() - t0)
+        return quality, lineage_json

@@ -13,12 +13,18 @@ import json
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from ..calendar import local_ns
 from ..context import Context
 from ..products import get_product
 from ..schemas import BRONZE_MBO, MBO_NORMALIZED
-from .common import count_rows, data_version, in_dates, read_pinned, replace_rows
+from . import local_engine
+from .common import data_version, in_dates, read_pinned, replace_rows
+from .local_engine import stage_engine
 
 RTH = ((9, 30), (16, 0))
 POST_END = {"FUT": (17, 0), "STK": (20, 0)}
@@ -31,19 +37,48 @@ def _minute_of_day(col, timezone: str):
     return F.hour(local) * 60 + F.minute(local)
 
 
+def _phase_minutes(product) -> tuple[int, int, int, int]:
+    """(premarket start, RTH open, RTH close, post end) as local minutes of the day."""
+    pm = product.premarket_start[0] * 60 + product.premarket_start[1]
+    open_, close = RTH[0][0] * 60 + RTH[0][1], RTH[1][0] * 60 + RTH[1][1]
+    post_end = POST_END.get(product.instrument_type, (20, 0))
+    return pm, open_, close, post_end[0] * 60 + post_end[1]
+
+
+PHASES = ("overnight", "premarket", "rth", "post")
+
+
+def session_phase_codes(ts_recv: np.ndarray, product) -> np.ndarray:
+    """Index into ``PHASES`` of every timestamp (numpy twin of ``session_phase_column``)."""
+    minute = (local_ns(ts_recv, product.timezone) // 60_000_000_000) % (24 * 60)
+    pm, open_, close, post_end = _phase_minutes(product)
+    codes = np.zeros(len(ts_recv), dtype=np.int8)
+    codes[(minute >= pm) & (minute < open_)] = 1
+    codes[(minute >= open_) & (minute < close)] = 2
+    codes[(minute >= close) & (minute < post_end)] = 3
+    return codes
+
+
 def session_phase_column(product):
     """overnight | premarket | rth | post, from ts_recv's wall-clock minute."""
     from pyspark.sql import functions as F
 
     minute = _minute_of_day("ts_recv", product.timezone)
-    pm = product.premarket_start[0] * 60 + product.premarket_start[1]
-    open_, close = RTH[0][0] * 60 + RTH[0][1], RTH[1][0] * 60 + RTH[1][1]
-    post_end = POST_END.get(product.instrument_type, (20, 0))
-    post_end = post_end[0] * 60 + post_end[1]
+    pm, open_, close, post_end = _phase_minutes(product)
     return (F.when((minute >= open_) & (minute < close), "rth")
             .when((minute >= pm) & (minute < open_), "premarket")
             .when((minute >= close) & (minute < post_end), "post")
             .otherwise("overnight"))
+
+
+def _sessions_predicate(underlier: str, sessions) -> str:
+    dates = ", ".join(f"DATE'{d}'" for d in sorted(sessions))
+    return f"underlier = '{underlier}' AND session_date IN ({dates})"
+
+
+def _sessions_filter(underlier: str, selection: pd.DataFrame):
+    dates = [pa.scalar(d, pa.date32()) for d in selection["session_date"]]
+    return (pc.field("underlier") == underlier) & pc.field("session_date").isin(pa.array(dates, pa.date32()))
 
 
 @dataclass
@@ -70,18 +105,88 @@ class SilverNormalizeMBO:
         self.roll_threshold = roll_threshold
 
     def run(self, ctx: Context, *, underlier: str, start_date: dt.date | None = None,
-            end_date: dt.date | None = None, include_spreads: bool = False) -> NormalizeSummary:
-        from pyspark.sql import functions as F
-
+            end_date: dt.date | None = None, include_spreads: bool = False,
+            engine: str | None = None) -> NormalizeSummary:
         t0 = time.perf_counter()
         product = get_product(underlier)
+        run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
+        selection, lineage_json = run(ctx, product, underlier, start_date, end_date, include_spreads)
+        if selection.empty:
+            return NormalizeSummary(selection, 0, 0, {}, time.perf_counter() - t0)
+        written = local_engine.read_rows(ctx, MBO_NORMALIZED, _sessions_filter(underlier, selection), ["session_date"])
+        return NormalizeSummary(selection, int(selection["session_rows"].sum()), written.num_rows,
+                                json.loads(lineage_json), time.perf_counter() - t0)
+
+    def _run_local(self, ctx: Context, product, underlier, start_date, end_date, include_spreads):
+        bronze = local_engine.PinnedTable(ctx, BRONZE_MBO, self.name)
+        lineage_json = data_version(ctx, {BRONZE_MBO.name: bronze.version})
+        chosen = local_engine.all_of([pc.field("underlier") == underlier,
+                                      local_engine.date_filter(start_date, end_date)])
+        sessions = sorted(set(bronze.read(["session_date"], chosen).column("session_date").to_pylist()))
+        if not sessions:
+            return pd.DataFrame(), lineage_json
+        selection: list[dict] = []
+
+        def normalized():
+            for session in sessions:
+                rows = bronze.read(None, chosen & (pc.field("session_date") == pa.scalar(session, pa.date32())))
+                out, chosen_front = self.normalize_session(rows, product, include_spreads)
+                selection.append(chosen_front)
+                if out.num_rows:
+                    yield out
+
+        local_engine.replace(ctx, MBO_NORMALIZED, normalized(), _sessions_predicate(underlier, sessions), lineage_json)
+        return pd.DataFrame(selection), lineage_json
+
+    def normalize_session(self, rows: pa.Table, product, include_spreads: bool) -> tuple[pa.Table, dict]:
+        """One session of Bronze rows (Arrow) -> its normalized rows and the front-month choice."""
+        from .local_engine import plain_column
+
+        phase = session_phase_codes(rows.column("ts_recv").to_numpy(), product)
+        contract = plain_column(rows.column("contract_id"))
+        outright = pc.not_equal(plain_column(rows.column("instrument_type")), "SPREAD")
+        rth_trade = pc.and_(pc.equal(plain_column(rows.column("action")), "T"), pa.array(phase == 2))
+        volume = pc.if_else(rth_trade, rows.column("size"), 0)
+        per_contract = (pa.table({"contract_id": contract, "volume": volume}).filter(outright)
+                        .group_by("contract_id").aggregate([("volume", "sum"), ("volume", "count")]).to_pandas())
+        session = rows.column("session_date")[0].as_py()
+        if per_contract.empty:
+            return rows.schema.empty_table(), {"session_date": session}
+        per_contract = per_contract.sort_values(["volume_sum", "volume_count", "contract_id"],
+                                                ascending=[False, False, True])
+        front_contract, front_volume = per_contract["contract_id"].iloc[0], int(per_contract["volume_sum"].iloc[0])
+        total = int(per_contract["volume_sum"].sum())
+        dominance = front_volume / total if total else None
+        choice = {"session_date": session, "contract_id": front_contract, "rth_volume": front_volume,
+                  "outright_rth_volume": total, "front_month_dominance": dominance,
+                  "session_rows": int(per_contract["volume_count"].sum())}
+        front = pc.equal(contract, front_contract).to_numpy(zero_copy_only=False)
+        keep = front | (~pc.fill_null(outright, True).to_numpy(zero_copy_only=False) if include_spreads else False)
+        kept = rows.filter(pa.array(keep))
+        ts_event = kept.column("ts_event").to_numpy()
+        local_us = local_ns(ts_event // 1000 * 1000, product.timezone) // 1000
+        extra = {
+            "ts_event_local": pa.array(local_us, type=pa.timestamp("us")),
+            "session_phase": pa.DictionaryArray.from_arrays(pa.array(phase[keep]), pa.array(PHASES)),
+            "is_front_month": pa.array(front[keep]),
+            "front_month_dominance": pa.array(np.full(kept.num_rows, np.nan if dominance is None else dominance),
+                                              mask=np.full(kept.num_rows, dominance is None)),
+            "roll_contaminated": pa.array(np.full(kept.num_rows, dominance is None or dominance < self.roll_threshold)),
+        }
+        for name, column in extra.items():
+            kept = kept.append_column(name, column)
+        return kept.select(MBO_NORMALIZED.schema.names), choice
+
+    def _run_spark(self, ctx: Context, product, underlier, start_date, end_date, include_spreads):
+        from pyspark.sql import functions as F
+
         bronze, version = read_pinned(ctx, BRONZE_MBO, self.name)
         bronze = in_dates(bronze.where(F.col("underlier") == underlier), start_date, end_date)
         bronze = bronze.withColumn("session_phase", session_phase_column(product))
-
+        lineage_json = data_version(ctx, {BRONZE_MBO.name: version})
         selection = self._select_front(bronze)
         if selection.empty:
-            return NormalizeSummary(selection, 0, 0, {}, time.perf_counter() - t0)
+            return selection, lineage_json
         chosen = ctx.spark.createDataFrame(selection[["session_date", "contract_id", "front_month_dominance"]])
         outright = bronze.join(F.broadcast(chosen.drop("front_month_dominance")), ["session_date", "contract_id"], "left_semi")
         keep = outright.withColumn("is_front_month", F.lit(True))
@@ -94,14 +199,8 @@ class SilverNormalizeMBO:
                .withColumn("ts_event_local", F.from_utc_timestamp(F.timestamp_micros(F.floor(F.col("ts_event") / 1000).cast("long")),
                                                                    product.timezone).cast("timestamp_ntz"))
                .select(*MBO_NORMALIZED.schema.names))
-        lineage_json = data_version(ctx, {BRONZE_MBO.name: version})
-        dates = ", ".join(f"DATE'{d}'" for d in sorted(selection["session_date"]))
-        where = f"underlier = '{underlier}' AND session_date IN ({dates})"
-        replace_rows(ctx, MBO_NORMALIZED, out, where, lineage_json)
-        rows_out = count_rows(ctx, MBO_NORMALIZED, where)
-        lineage = json.loads(lineage_json)
-        return NormalizeSummary(selection, int(selection["session_rows"].sum()), rows_out, lineage,
-                                time.perf_counter() - t0)
+        replace_rows(ctx, MBO_NORMALIZED, out, _sessions_predicate(underlier, selection["session_date"]), lineage_json)
+        return selection, lineage_json
 
     def _select_front(self, bronze) -> pd.DataFrame:
         from pyspark.sql import functions as F
@@ -115,7 +214,7 @@ class SilverNormalizeMBO:
             return per_contract.assign(front_month_dominance=[], session_rows=[])
         rows = []
         for session, group in per_contract.groupby("session_date"):
-            group = group.sort_values(["rth_volume", "rows"], ascending=False)
+            group = group.sort_values(["rth_volume", "rows", "contract_id"], ascending=[False, False, True])
             total = group["rth_volume"].sum()
             front = group.iloc[0]
             rows.append({"session_date": session, "contract_id": front.contract_id,
