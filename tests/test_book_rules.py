@@ -222,6 +222,29 @@ def test_column_mapping_input_matches_structured_input():
         np.testing.assert_array_equal(a[name], b[name])
 
 
+def test_arrow_shaped_columns_with_null_prices():
+    """Arrow/Parquet columns: int32 ids and flags, int64 sizes, price float64 with NaN for
+    null. NaN is the undefined-price sentinel, without a RuntimeWarning from the cast."""
+    import warnings
+
+    rec = mbo([("R", "N", None, 0, 0, F_LAST | F_SNAPSHOT), ("A", "B", 10.0, 5, 1), ("A", "A", 11.0, 2, 2),
+               ("T", "N", None, 1, 0), ("C", "B", 10.0, 1, 1), ("A", "N", None, 3, 3)])
+    cols = {name: rec[name] for name in rec.dtype.names}
+    for name in ("publisher_id", "instrument_id", "flags", "channel_id"):
+        cols[name] = rec[name].astype(np.int32)
+    for name in ("size", "sequence"):
+        cols[name] = rec[name].astype(np.int64)
+    price = rec["price"].astype(np.float64)
+    price[rec["price"] == UNDEF_PRICE] = np.nan
+    cols["price"] = price
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a, b = OrderBook().apply(rec, every_record=True), OrderBook().apply(cols, every_record=True)
+    for name in MBP10_COLUMNS:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert b["price"][0] == UNDEF_PRICE and b["price"][3] == UNDEF_PRICE
+
+
 def test_growth_beyond_initial_capacities():
     n = 5000  # more orders, levels and rows than the initial tables hold
     rows = [("A", "B" if k % 2 else "A", (100 - k * 0.25) if k % 2 else (101 + k * 0.25), 1, k + 1) for k in range(n)]

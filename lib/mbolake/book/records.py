@@ -24,9 +24,25 @@ def _char_codes(col: np.ndarray) -> np.ndarray:
     return col.astype(np.uint8, copy=False)
 
 
+UNDEF_PRICE = np.iinfo(np.int64).max  # mbolake.dbn.UNDEF_PRICE
+
+
+def _float_prices(col: np.ndarray) -> np.ndarray:
+    """Float prices (Arrow/pandas turn a nullable int64 column into float64 with NaN) ->
+    int64, a null (NaN, or any non-finite value) -> the undefined-price sentinel."""
+    bad = ~np.isfinite(col)
+    if not bad.any():
+        return col.astype(np.int64)
+    out = np.where(bad, 0.0, col).astype(np.int64)
+    out[bad] = UNDEF_PRICE
+    return out
+
+
 def _column(col: np.ndarray, name: str, dtype) -> np.ndarray:
     if name in ("action", "side"):
         return _char_codes(col)
+    if name == "price" and col.dtype.kind == "f":
+        return _float_prices(col)
     if dtype is np.int64 and col.dtype == np.uint64:
         return col.view(np.int64)  # works on strided views of a structured array too
     return col.astype(dtype, copy=False)
