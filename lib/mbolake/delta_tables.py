@@ -47,7 +47,7 @@ def ensure_table(profile: Profile, table: Table) -> None:
         )
 
 
-def _plain_partition_columns(batch: pa.RecordBatch, table: Table) -> pa.RecordBatch:
+def plain_partition_columns(batch: pa.RecordBatch, table: Table) -> pa.RecordBatch:
     """delta-rs needs plain (not dictionary-encoded) values in partition columns."""
     columns = [
         col.cast(col.type.value_type) if name in table.partition_by and pa.types.is_dictionary(col.type) else col
@@ -76,13 +76,13 @@ def append(
     if first is None:
         raise ValueError(f"{table.name}: nothing to append")
     check_schema(table, first.schema)
-    first = _plain_partition_columns(first, table)
+    first = plain_partition_columns(first, table)
 
     def stream():
         yield first
         for batch in batches:
             check_schema(table, batch.schema)
-            yield _plain_partition_columns(batch, table).cast(first.schema)
+            yield plain_partition_columns(batch, table).cast(first.schema)
 
     reader = pa.RecordBatchReader.from_batches(first.schema, stream())
     write_deltalake(

@@ -22,11 +22,13 @@ import datetime as dt
 import queue
 import threading
 from collections.abc import Iterable, Iterator
+from urllib.parse import unquote
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from .. import delta_tables
 from ..context import Context
@@ -37,6 +39,7 @@ ROW_GROUP_ROWS = 256 * 1024
 TARGET_FILE_BYTES = 64 << 20
 # String columns read as Arrow dictionaries: grouping and one-character codes work on the indices.
 DICTIONARY_COLUMNS = ("contract_id", "action", "side", "symbol", "venue", "underlier", "instrument_type",
+                      "source_file", "ingest_batch_id",
                       "session_phase", "level_type")
 
 
@@ -59,13 +62,29 @@ class PinnedTable:
             raise ValueError(f"{needed_by} needs {table.name}, which does not exist yet under {ctx.profile.lake_root}")
         self.table = table
         self.version = version
-        self._delta = DeltaTable(delta_tables.table_uri(ctx.profile, table), version=version,
+        self._uri = delta_tables.table_uri(ctx.profile, table)
+        self._delta = DeltaTable(self._uri, version=version,
                                  storage_options=delta_tables.storage_options())
 
     def dataset(self) -> ds.Dataset:
         dictionary = [c for c in DICTIONARY_COLUMNS if c in self.table.schema.names]
-        return self._delta.to_pyarrow_dataset(
-            parquet_read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+        parquet = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dictionary))
+        if "://" in self._uri and not self._uri.startswith("file://"):
+            return self._delta.to_pyarrow_dataset(parquet_read_options=parquet.read_options)
+        # A local table is read by pyarrow's own file system: no delta-rs runtime in the read
+        # path, so a stage may read while delta-rs is writing (and pulling batches from it).
+        actions = pa.table(self._delta.get_add_actions(flatten=True))
+        root = self._uri.removeprefix("file://").rstrip("/")
+        paths = [f"{root}/{unquote(p)}" for p in actions.column("path").to_pylist()]
+        partition_values = [actions.column(f"partition.{c}").to_pylist() for c in self.table.partition_by]
+        schema = pa.schema([f.with_type(pa.dictionary(pa.int32(), f.type))
+                            if f.name in dictionary and f.name not in self.table.partition_by else f
+                            for f in self.table.schema])
+        expressions = [_true_if_none(all_of(pc.field(c) == pa.scalar(values[i], schema.field(c).type)
+                                            for c, values in zip(self.table.partition_by, partition_values)))
+                       for i in range(len(paths))]
+        return ds.FileSystemDataset.from_paths(paths, schema=schema, format=parquet,
+                                               filesystem=pafs.LocalFileSystem(), partitions=expressions)
 
     def read(self, columns: list[str] | None = None, where: ds.Expression | None = None) -> pa.Table:
         return self.dataset().to_table(columns=columns, filter=where)
@@ -79,6 +98,10 @@ def date_filter(start_date: dt.date | None, end_date: dt.date | None, column: st
     if end_date:
         parts.append(pc.field(column) <= pa.scalar(end_date, pa.date32()))
     return all_of(parts)
+
+
+def _true_if_none(expression: ds.Expression | None) -> ds.Expression:
+    return pc.scalar(True) if expression is None else expression
 
 
 def all_of(conditions: Iterable[ds.Expression | None]) -> ds.Expression | None:
@@ -113,6 +136,25 @@ def plain_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
 
 
+def category_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list]:
+    """``(codes, values)`` of a low-cardinality column: ``values[codes[i]]`` is row i's value.
+
+    Works on the dictionary indices chunk by chunk (no string per row); nulls get the code of
+    a ``None`` value.
+    """
+    values: list = []
+    position: dict = {}
+    parts = [np.zeros(0, np.int32)]
+    for chunk in column.chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
+        local = encoded.dictionary.to_pylist() + [None]
+        remap = np.array([position.setdefault(v, len(position)) for v in local], dtype=np.int32)
+        indices = encoded.indices.fill_null(len(local) - 1).to_numpy()
+        parts.append(remap[indices])
+    values = sorted(position, key=position.get)
+    return np.concatenate(parts), values
+
+
 def plain_table(table: pa.Table) -> pa.Table:
     """Dictionary-encoded columns decoded to their value type (the contract's types)."""
     return pa.table({name: plain_column(table.column(name)) for name in table.column_names})
@@ -128,17 +170,27 @@ def replace(ctx: Context, table: Table, parts: Iterable[pa.Table | pa.RecordBatc
     from deltalake import CommitProperties, WriterProperties, write_deltalake
 
     delta_tables.ensure_table(ctx.profile, table)
-    schema = table.schema
 
-    def batches():
+    def checked():
         for part in produced_in_thread(parts):
             check_schema(table, part.schema)
-            part = part.cast(schema) if part.schema != schema else part
-            yield from (part.to_batches() if isinstance(part, pa.Table) else [part])
+            for batch in (part.to_batches() if isinstance(part, pa.Table) else [part]):
+                # dictionary columns stay encoded (delta-rs writes their values), except partition keys
+                yield delta_tables.plain_partition_columns(batch.select(table.schema.names), table)
+
+    batches = checked()
+    first = next(batches, None)
+    schema = table.schema if first is None else first.schema
+
+    def stream():
+        if first is not None:
+            yield first
+        for batch in batches:
+            yield batch if batch.schema == schema else batch.cast(schema)
 
     write_deltalake(
         delta_tables.table_uri(ctx.profile, table),
-        pa.RecordBatchReader.from_batches(schema, batches()),
+        pa.RecordBatchReader.from_batches(schema, stream()),
         mode="overwrite",
         predicate=where,
         partition_by=list(table.partition_by) or None,

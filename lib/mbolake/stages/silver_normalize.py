@@ -24,7 +24,7 @@ from ..products import get_product
 from ..schemas import BRONZE_MBO, MBO_NORMALIZED
 from . import local_engine
 from .common import data_version, in_dates, read_pinned, replace_rows
-from .local_engine import stage_engine
+from .local_engine import category_codes, stage_engine
 
 RTH = ((9, 30), (16, 0))
 POST_END = {"FUT": (17, 0), "STK": (20, 0)}
@@ -57,6 +57,33 @@ def session_phase_codes(ts_recv: np.ndarray, product) -> np.ndarray:
     codes[(minute >= open_) & (minute < close)] = 2
     codes[(minute >= close) & (minute < post_end)] = 3
     return codes
+
+
+FRONT_COLUMNS = ["session_date", "ts_recv", "contract_id", "instrument_type", "action", "size"]
+
+
+def choose_front_month(rows: pa.Table, product) -> dict:
+    """The front month of one session (Arrow rows with ``FRONT_COLUMNS``): the outright with the
+    most traded size (T) inside RTH, then the most records, then the smallest id. Returns the
+    selection row (only ``session_date`` when the session has no outright)."""
+    session = rows.column("session_date")[0].as_py() if rows.num_rows else None
+    phase = session_phase_codes(rows.column("ts_recv").to_numpy(), product)
+    contract, contracts = category_codes(rows.column("contract_id"))
+    kind, kinds = category_codes(rows.column("instrument_type"))
+    action, actions = category_codes(rows.column("action"))
+    outright = np.array([k != "SPREAD" for k in kinds], dtype=bool)[kind]
+    rth_trade = (np.array([a == "T" for a in actions], dtype=bool)[action] & (phase == 2))[outright]
+    size = rows.column("size").to_numpy()[outright]
+    volume = np.bincount(contract[outright], weights=np.where(rth_trade, size, 0), minlength=len(contracts))
+    count = np.bincount(contract[outright], minlength=len(contracts))
+    candidates = [i for i in range(len(contracts)) if count[i]]
+    if not candidates:
+        return {"session_date": session}
+    best = min(candidates, key=lambda i: (-volume[i], -count[i], contracts[i]))
+    total = int(volume.sum())
+    return {"session_date": session, "contract_id": contracts[best], "rth_volume": int(volume[best]),
+            "outright_rth_volume": total, "front_month_dominance": float(volume[best] / total) if total else None,
+            "session_rows": int(count.sum())}
 
 
 def session_phase_column(product):
@@ -122,60 +149,45 @@ class SilverNormalizeMBO:
         lineage_json = data_version(ctx, {BRONZE_MBO.name: bronze.version})
         chosen = local_engine.all_of([pc.field("underlier") == underlier,
                                       local_engine.date_filter(start_date, end_date)])
-        sessions = sorted(set(bronze.read(["session_date"], chosen).column("session_date").to_pylist()))
+        sessions = sorted(pc.unique(bronze.read(["session_date"], chosen).column("session_date")).to_pylist())
         if not sessions:
             return pd.DataFrame(), lineage_json
         selection: list[dict] = []
 
         def normalized():
             for session in sessions:
-                rows = bronze.read(None, chosen & (pc.field("session_date") == pa.scalar(session, pa.date32())))
-                out, chosen_front = self.normalize_session(rows, product, include_spreads)
-                selection.append(chosen_front)
-                if out.num_rows:
-                    yield out
+                in_session = chosen & (pc.field("session_date") == pa.scalar(session, pa.date32()))
+                choice = choose_front_month(bronze.read(FRONT_COLUMNS, in_session), product)
+                if "contract_id" not in choice:
+                    continue
+                selection.append(choice)
+                keep = pc.field("contract_id") == choice["contract_id"]
+                if include_spreads:
+                    keep = keep | (pc.field("instrument_type") == "SPREAD")
+                yield self.tag_rows(bronze.read(None, in_session & keep), choice, product)
 
         local_engine.replace(ctx, MBO_NORMALIZED, normalized(), _sessions_predicate(underlier, sessions), lineage_json)
         return pd.DataFrame(selection), lineage_json
 
-    def normalize_session(self, rows: pa.Table, product, include_spreads: bool) -> tuple[pa.Table, dict]:
-        """One session of Bronze rows (Arrow) -> its normalized rows and the front-month choice."""
-        from .local_engine import plain_column
-
-        phase = session_phase_codes(rows.column("ts_recv").to_numpy(), product)
-        contract = plain_column(rows.column("contract_id"))
-        outright = pc.not_equal(plain_column(rows.column("instrument_type")), "SPREAD")
-        rth_trade = pc.and_(pc.equal(plain_column(rows.column("action")), "T"), pa.array(phase == 2))
-        volume = pc.if_else(rth_trade, rows.column("size"), 0)
-        per_contract = (pa.table({"contract_id": contract, "volume": volume}).filter(outright)
-                        .group_by("contract_id").aggregate([("volume", "sum"), ("volume", "count")]).to_pandas())
-        session = rows.column("session_date")[0].as_py()
-        if per_contract.empty:
-            return rows.schema.empty_table(), {"session_date": session}
-        per_contract = per_contract.sort_values(["volume_sum", "volume_count", "contract_id"],
-                                                ascending=[False, False, True])
-        front_contract, front_volume = per_contract["contract_id"].iloc[0], int(per_contract["volume_sum"].iloc[0])
-        total = int(per_contract["volume_sum"].sum())
-        dominance = front_volume / total if total else None
-        choice = {"session_date": session, "contract_id": front_contract, "rth_volume": front_volume,
-                  "outright_rth_volume": total, "front_month_dominance": dominance,
-                  "session_rows": int(per_contract["volume_count"].sum())}
-        front = pc.equal(contract, front_contract).to_numpy(zero_copy_only=False)
-        keep = front | (~pc.fill_null(outright, True).to_numpy(zero_copy_only=False) if include_spreads else False)
-        kept = rows.filter(pa.array(keep))
+    def tag_rows(self, kept: pa.Table, choice: dict, product) -> pa.Table:
+        """The session's kept Bronze rows with the normalized columns added."""
+        n = kept.num_rows
+        dominance = choice["front_month_dominance"]
         ts_event = kept.column("ts_event").to_numpy()
         local_us = local_ns(ts_event // 1000 * 1000, product.timezone) // 1000
+        phase = session_phase_codes(kept.column("ts_recv").to_numpy(), product)
+        contract, contracts = category_codes(kept.column("contract_id"))
         extra = {
             "ts_event_local": pa.array(local_us, type=pa.timestamp("us")),
-            "session_phase": pa.DictionaryArray.from_arrays(pa.array(phase[keep]), pa.array(PHASES)),
-            "is_front_month": pa.array(front[keep]),
-            "front_month_dominance": pa.array(np.full(kept.num_rows, np.nan if dominance is None else dominance),
-                                              mask=np.full(kept.num_rows, dominance is None)),
-            "roll_contaminated": pa.array(np.full(kept.num_rows, dominance is None or dominance < self.roll_threshold)),
+            "session_phase": pa.DictionaryArray.from_arrays(pa.array(phase), pa.array(PHASES)),
+            "is_front_month": pa.array(np.array([c == choice["contract_id"] for c in contracts], dtype=bool)[contract]),
+            "front_month_dominance": pa.array(np.full(n, np.nan if dominance is None else dominance),
+                                              mask=np.full(n, dominance is None)),
+            "roll_contaminated": pa.array(np.full(n, dominance is None or dominance < self.roll_threshold)),
         }
         for name, column in extra.items():
             kept = kept.append_column(name, column)
-        return kept.select(MBO_NORMALIZED.schema.names), choice
+        return kept.select(MBO_NORMALIZED.schema.names)
 
     def _run_spark(self, ctx: Context, product, underlier, start_date, end_date, include_spreads):
         from pyspark.sql import functions as F
