@@ -7,13 +7,15 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mbolake import delta_tables, synth
 from mbolake.config import load_profile
 from mbolake.context import Context
 from mbolake.features.setup_vector import N_FEATURES, feature_hash
-from mbolake.schemas import BAR_5S, FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, SETUP_VECTORS, TRAINING_VIEW
+from mbolake.schemas import (BAR_5S, BOOK_QUALITY, FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, ORDERBOOK_STATE,
+                             SESSION_LEVELS, SETUP_VECTORS, TRAINING_VIEW)
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.gold_setup import GoldExtractSetupVectors, export_training_snapshot
 from mbolake.stages.silver_book import SilverRebuildOrderBook
@@ -30,10 +32,8 @@ STAGES = (SilverRebuildOrderBook, SilverNormalizeMBO, SilverAddSessionLevels, Si
           SilverExtractLevelApproach2m, GoldExtractSetupVectors)
 
 
-@pytest.fixture(scope="module")
-def built(spark, tmp_path_factory):
-    """Two generated sessions landed and run through every stage once."""
-    root = make_project(tmp_path_factory.mktemp("chain"))
+def build_chain(spark, root, engine):
+    """Two generated sessions landed and run through every stage once on ``engine``."""
     old = os.environ.get("MBOLAKE_HOME")
     os.environ["MBOLAKE_HOME"] = str(root)
     ctx = Context(profile=load_profile("local"))
@@ -41,12 +41,31 @@ def built(spark, tmp_path_factory):
     synth.generate_sample(ctx.profile.raw_dbn_root, synth.SynthParams(sessions=2, first_date=FIRST, intensity=80_000),
                           progress=False)
     BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
-    summaries = {stage.__name__: stage().run(ctx, underlier="ES") for stage in STAGES}
-    yield ctx, summaries
+    summaries = {stage.__name__: stage().run(ctx, underlier="ES", engine=engine) for stage in STAGES}
+    return ctx, summaries, old
+
+
+def restore_home(old):
     if old is None:
         os.environ.pop("MBOLAKE_HOME", None)
     else:
         os.environ["MBOLAKE_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def built(spark, tmp_path_factory):
+    """The chain on the profile's engine (``local``: delta-rs on the driver)."""
+    ctx, summaries, old = build_chain(spark, make_project(tmp_path_factory.mktemp("chain")), None)
+    yield ctx, summaries
+    restore_home(old)
+
+
+@pytest.fixture(scope="module")
+def built_on_spark(spark, tmp_path_factory, built):
+    """The same chain with every stage grouped and written by Spark."""
+    ctx, summaries, old = build_chain(spark, make_project(tmp_path_factory.mktemp("chain_spark")), "spark")
+    yield ctx, summaries
+    restore_home(old)
 
 
 def table(ctx, t):
@@ -118,3 +137,23 @@ def test_training_snapshot_is_frozen_with_a_manifest(built):
     assert len(manifest["feature_layout"]) == 345
     with pytest.raises(FileExistsError, match="immutable"):
         export_training_snapshot(ctx, "ES_MODEL", dt.date(2026, 1, 2))
+
+
+ROW_KEYS = {MBO_NORMALIZED: ["session_date", "record_index"], ORDERBOOK_STATE: ["contract_id", "ts_recv", "sequence"],
+            BOOK_QUALITY: ["contract_id", "session_date"], SESSION_LEVELS: ["contract_id", "session_date"],
+            BAR_5S: ["session_date", "bar_ts"], FEATURE_PRIMITIVES: ["episode_id", "position"],
+            SETUP_VECTORS: ["episode_id"], LABELS: ["episode_id"], TRAINING_VIEW: ["episode_id"]}
+
+
+@pytest.mark.parametrize("contract_table", list(ROW_KEYS), ids=lambda t: t.name)
+def test_both_engines_write_the_same_rows(built, built_on_spark, contract_table):
+    """Lineage aside (the engines commit different table versions), every value is identical."""
+    ignored = ["data_version", "ingest_time", "ingest_batch_id"]
+    frames = []
+    for ctx, _ in (built, built_on_spark):
+        pdf = delta_tables.read(ctx.profile, contract_table).to_pandas()
+        pdf = pdf.drop(columns=[c for c in ignored if c in pdf.columns])
+        frames.append(pdf.sort_values(ROW_KEYS[contract_table]).reset_index(drop=True))
+    local, on_spark = frames
+    assert len(local) == len(on_spark) > 0
+    pd.testing.assert_frame_equal(local, on_spark, check_exact=True)

@@ -16,12 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..context import Context
 from ..products import get_product
 from ..schemas import (FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, SESSION_LEVELS, SETUP_VECTORS, TRAINING_VIEW,
                        spark_schema)
+from . import local_engine
 from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from .local_engine import stage_engine
 from .silver_features import StageSummary
 
 
@@ -70,11 +74,53 @@ class GoldExtractSetupVectors:
     inputs = (FEATURE_PRIMITIVES.name, SESSION_LEVELS.name, MBO_NORMALIZED.name)
     outputs = (SETUP_VECTORS.name, LABELS.name, TRAINING_VIEW.name)
 
-    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
-        from pyspark.sql import functions as F
-
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None,
+            engine: str | None = None) -> StageSummary:
         t0 = time.perf_counter()
         product = get_product(underlier)
+        run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
+        prims_rows, vectors, labels, lineage = run(ctx, product, start_date, end_date)
+        if vectors is None:
+            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
+                                notes=["no episodes in the range"])
+        balance = (labels.merge(vectors[["episode_id", "level_type", "approach_direction"]], on="episode_id")
+                   .groupby(["session_date", "outcome"]).size().unstack(fill_value=0).reset_index())
+        notes = [f"{int(vectors['n_nonfinite'].sum())} NaN/inf signature values replaced by 0",
+                 f"{int(vectors['context_truncated'].sum())} vector(s) with truncated context",
+                 f"{int((~labels['label_complete']).sum())} episode(s) with an incomplete look-forward "
+                 f"(kept for inference, excluded from training)"]
+        return StageSummary(self.name, prims_rows, len(vectors), time.perf_counter() - t0, json.loads(lineage),
+                            balance, notes)
+
+    def _run_local(self, ctx: Context, product, start_date, end_date):
+        prims = local_engine.PinnedTable(ctx, FEATURE_PRIMITIVES, self.name)
+        levels = local_engine.PinnedTable(ctx, SESSION_LEVELS, self.name)
+        mbo = local_engine.PinnedTable(ctx, MBO_NORMALIZED, self.name)
+        lineage = data_version(ctx, {FEATURE_PRIMITIVES.name: prims.version, SESSION_LEVELS.name: levels.version,
+                                     MBO_NORMALIZED.name: mbo.version})
+        dates = local_engine.date_filter(start_date, end_date)
+        prims_pdf = local_engine.plain_table(prims.read(None, dates)).to_pandas()
+        prims_pdf = prims_pdf[prims_pdf["contract_id"].str.startswith(f"{product.venue}:")]
+        if prims_pdf.empty:
+            return 0, None, None, lineage
+        vectors, labels = episode_outputs(prims_pdf, product, lineage)
+        where = pairs_predicate(vectors)
+        local_engine.replace(ctx, SETUP_VECTORS, [_arrow(vectors, SETUP_VECTORS)], where, lineage)
+        local_engine.replace(ctx, LABELS, [_arrow(labels, LABELS)], where, lineage)
+        in_pairs = local_engine.pairs_filter(vectors)
+        meta = local_engine.plain_table(mbo.read(SESSION_META_COLUMNS, in_pairs & pc.field("is_front_month")))
+        meta = meta.group_by(SESSION_META_COLUMNS).aggregate([]).to_pandas()
+        complete = local_engine.plain_table(levels.read(["contract_id", "session_date", "levels_complete"],
+                                                        in_pairs)).to_pandas()
+        view = (vectors.merge(labels.drop(columns=["contract_id", "session_date", "data_version"]), on="episode_id")
+                .merge(meta.merge(complete, on=["contract_id", "session_date"], how="left"),
+                       on=["contract_id", "session_date"], how="left"))
+        local_engine.replace(ctx, TRAINING_VIEW, [_arrow(view, TRAINING_VIEW)], where, lineage)
+        return len(prims_pdf), vectors, labels, lineage
+
+    def _run_spark(self, ctx: Context, product, start_date, end_date):
+        from pyspark.sql import functions as F
+
         prims, prim_version = read_pinned(ctx, FEATURE_PRIMITIVES, self.name)
         levels, level_version = read_pinned(ctx, SESSION_LEVELS, self.name)
         mbo, mbo_version = read_pinned(ctx, MBO_NORMALIZED, self.name)
@@ -83,31 +129,30 @@ class GoldExtractSetupVectors:
         prims_pdf = in_dates(prims, start_date, end_date).where(
             F.col("contract_id").startswith(f"{product.venue}:")).toPandas()
         if prims_pdf.empty:
-            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
-                                notes=["no episodes in the range"])
+            return 0, None, None, lineage
         vectors, labels = episode_outputs(prims_pdf, product, lineage)
         where = pairs_predicate(vectors)
         spark = ctx.spark
         replace_rows(ctx, SETUP_VECTORS, spark.createDataFrame(vectors, spark_schema(SETUP_VECTORS)), where, lineage)
         replace_rows(ctx, LABELS, spark.createDataFrame(labels, spark_schema(LABELS)), where, lineage)
         session_meta = (in_dates(mbo, start_date, end_date).where(F.col("is_front_month"))
-                        .select("contract_id", "session_date", "front_month_dominance", "roll_contaminated")
-                        .distinct().join(levels.select("contract_id", "session_date", "levels_complete"),
-                                         ["contract_id", "session_date"], "left"))
+                        .select(*SESSION_META_COLUMNS).distinct()
+                        .join(levels.select("contract_id", "session_date", "levels_complete"),
+                              ["contract_id", "session_date"], "left"))
         view = (spark.read.format("delta").load(ctx.profile.table_path(SETUP_VECTORS.name)).where(where)
                 .join(spark.read.format("delta").load(ctx.profile.table_path(LABELS.name)).where(where)
                       .drop("contract_id", "session_date", "data_version"), "episode_id")
                 .join(session_meta, ["contract_id", "session_date"], "left")
                 .select(*TRAINING_VIEW.schema.names))
         replace_rows(ctx, TRAINING_VIEW, view, where, lineage)
-        balance = (labels.merge(vectors[["episode_id", "level_type", "approach_direction"]], on="episode_id")
-                   .groupby(["session_date", "outcome"]).size().unstack(fill_value=0).reset_index())
-        notes = [f"{int(vectors['n_nonfinite'].sum())} NaN/inf signature values replaced by 0",
-                 f"{int(vectors['context_truncated'].sum())} vector(s) with truncated context",
-                 f"{int((~labels['label_complete']).sum())} episode(s) with an incomplete look-forward "
-                 f"(kept for inference, excluded from training)"]
-        return StageSummary(self.name, len(prims_pdf), len(vectors), time.perf_counter() - t0, json.loads(lineage),
-                            balance, notes)
+        return len(prims_pdf), vectors, labels, lineage
+
+
+SESSION_META_COLUMNS = ["contract_id", "session_date", "front_month_dominance", "roll_contaminated"]
+
+
+def _arrow(pdf: pd.DataFrame, table) -> pa.Table:
+    return pa.Table.from_pandas(pdf[table.schema.names], schema=table.schema, preserve_index=False)
 
 
 def export_training_snapshot(ctx: Context, model_id: str, run_date: dt.date, complete_only: bool = True) -> Path:

@@ -18,13 +18,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..calendar import local_time_to_ns
 from ..context import Context
 from ..dbn import UNDEF_PRICE
 from ..products import get_product
 from ..schemas import (BAR_5S, FEATURE_PRIMITIVES, MBO_NORMALIZED, ORDERBOOK_STATE, SESSION_LEVELS, spark_schema)
-from .common import count_rows, data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from . import local_engine
+from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from .local_engine import stage_engine
 from .silver_book import kernel_input
 
 PRICE_SCALE = 1e-9
@@ -77,42 +81,86 @@ class SilverAddSessionLevels:
     inputs = (ORDERBOOK_STATE.name, MBO_NORMALIZED.name)
     outputs = (SESSION_LEVELS.name,)
 
-    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
-        from pyspark.sql import functions as F
-
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None,
+            engine: str | None = None) -> StageSummary:
         t0 = time.perf_counter()
         product = get_product(underlier)
-        front, mbo_version = _front_month(ctx, underlier, start_date, end_date)
-        keys = front.select("contract_id", "session_date").distinct()
-        states, state_version = read_pinned(ctx, ORDERBOOK_STATE, self.name)
-        states = (in_dates(states, start_date, end_date).join(F.broadcast(keys), ["contract_id", "session_date"])
-                  .select("contract_id", "session_date", "ts_recv", "bid_px_00", "ask_px_00"))
-        lineage = data_version(ctx, {ORDERBOOK_STATE.name: state_version, MBO_NORMALIZED.name: mbo_version})
-
-        def levels_of(pdf: pd.DataFrame) -> pd.DataFrame:
-            from ..features.levels import session_levels
-
-            pdf = pdf.sort_values("ts_recv", kind="stable")
-            session = pdf["session_date"].iloc[0]
-            found = session_levels(pdf["ts_recv"].to_numpy(np.int64), pdf["bid_px_00"].to_numpy(float) * PRICE_SCALE,
-                                   pdf["ask_px_00"].to_numpy(float) * PRICE_SCALE, session, product.timezone,
-                                   premarket_start=product.premarket_start)
-            row = {name: found.get(name) for name in SESSION_LEVELS.schema.names if name in found}
-            row.update(contract_id=pdf["contract_id"].iloc[0], session_date=session, data_version=lineage,
-                       empty_windows=",".join(found["empty_windows"]))
-            return pd.DataFrame([row], columns=SESSION_LEVELS.schema.names)
-
-        levels = states.groupBy("contract_id", "session_date").applyInPandas(levels_of, spark_schema(SESSION_LEVELS))
-        levels_pdf = levels.toPandas()
+        run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
+        levels_pdf, lineage = run(ctx, product, underlier, start_date, end_date)
         if levels_pdf.empty:
             return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
                                 notes=["no front-month book states: run the order-book and normalize stages first"])
-        replace_rows(ctx, SESSION_LEVELS, ctx.spark.createDataFrame(levels_pdf, spark_schema(SESSION_LEVELS)),
-                     pairs_predicate(levels_pdf), lineage)
         notes = [f"{r.contract_id} {r.session_date}: levels incomplete (empty window: {r.empty_windows}); "
                  f"downstream skips the missing levels" for r in levels_pdf.itertuples() if not r.levels_complete]
         return StageSummary(self.name, int(levels_pdf[["pm_n_states", "or_n_states"]].sum().sum()), len(levels_pdf),
                             time.perf_counter() - t0, json.loads(lineage), levels_pdf.drop(columns="data_version"), notes)
+
+    def _run_local(self, ctx: Context, product, underlier, start_date, end_date):
+        mbo, keys = _front_month_keys(ctx, underlier, start_date, end_date)
+        states = local_engine.PinnedTable(ctx, ORDERBOOK_STATE, self.name)
+        lineage = data_version(ctx, {ORDERBOOK_STATE.name: states.version, MBO_NORMALIZED.name: mbo.version})
+        rows = [session_levels_row(states.read(LEVEL_INPUT_COLUMNS, local_engine.pairs_filter(key)).to_pandas(),
+                                   product, lineage) for key in _one_row_frames(keys)]
+        levels_pdf = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        if not levels_pdf.empty:
+            local_engine.replace(ctx, SESSION_LEVELS, [_to_arrow(levels_pdf, SESSION_LEVELS)],
+                                 pairs_predicate(levels_pdf), lineage)
+        return levels_pdf, lineage
+
+    def _run_spark(self, ctx: Context, product, underlier, start_date, end_date):
+        from pyspark.sql import functions as F
+
+        front, mbo_version = _front_month(ctx, underlier, start_date, end_date)
+        keys = front.select("contract_id", "session_date").distinct()
+        states, state_version = read_pinned(ctx, ORDERBOOK_STATE, self.name)
+        states = (in_dates(states, start_date, end_date).join(F.broadcast(keys), ["contract_id", "session_date"])
+                  .select(*LEVEL_INPUT_COLUMNS))
+        lineage = data_version(ctx, {ORDERBOOK_STATE.name: state_version, MBO_NORMALIZED.name: mbo_version})
+        levels = states.groupBy("contract_id", "session_date").applyInPandas(
+            lambda pdf: session_levels_row(pdf, product, lineage), spark_schema(SESSION_LEVELS))
+        levels_pdf = levels.toPandas()
+        if not levels_pdf.empty:
+            replace_rows(ctx, SESSION_LEVELS, ctx.spark.createDataFrame(levels_pdf, spark_schema(SESSION_LEVELS)),
+                         pairs_predicate(levels_pdf), lineage)
+        return levels_pdf, lineage
+
+
+LEVEL_INPUT_COLUMNS = ["contract_id", "session_date", "ts_recv", "bid_px_00", "ask_px_00"]
+
+
+def session_levels_row(pdf: pd.DataFrame, product, lineage: str) -> pd.DataFrame:
+    """One contract-session's book states -> its ``silver.session_levels`` row."""
+    from ..features.levels import session_levels
+
+    pdf = pdf.sort_values("ts_recv", kind="stable")
+    session = pdf["session_date"].iloc[0]
+    found = session_levels(pdf["ts_recv"].to_numpy(np.int64), pdf["bid_px_00"].to_numpy(float) * PRICE_SCALE,
+                           pdf["ask_px_00"].to_numpy(float) * PRICE_SCALE, session, product.timezone,
+                           premarket_start=product.premarket_start)
+    row = {name: found.get(name) for name in SESSION_LEVELS.schema.names if name in found}
+    row.update(contract_id=pdf["contract_id"].iloc[0], session_date=session, data_version=lineage,
+               empty_windows=",".join(found["empty_windows"]))
+    return pd.DataFrame([row], columns=SESSION_LEVELS.schema.names)
+
+
+def _front_month_keys(ctx: Context, underlier: str, start_date, end_date):
+    """(pinned silver.mbo_normalized, its front-month (contract_id, session_date) keys with row counts)."""
+    mbo = local_engine.PinnedTable(ctx, MBO_NORMALIZED, "the Silver feature stages")
+    keys = local_engine.group_keys(mbo.read(["contract_id", "session_date"], _front_filter(underlier, start_date, end_date)))
+    return mbo, keys
+
+
+def _front_filter(underlier: str, start_date, end_date):
+    return local_engine.all_of([pc.field("underlier") == underlier, pc.field("is_front_month"),
+                                local_engine.date_filter(start_date, end_date)])
+
+
+def _one_row_frames(keys: pd.DataFrame):
+    return [keys.iloc[[i]] for i in range(len(keys))]
+
+
+def _to_arrow(pdf: pd.DataFrame, table) -> pa.Table:
+    return pa.Table.from_pandas(pdf[table.schema.names], schema=table.schema, preserve_index=False)
 
 
 # -- 5-second bars --------------------------------------------------------------------
@@ -125,33 +173,47 @@ class SilverComputeBar5sFeatures:
     def __init__(self, window: SilverFilterFirst4Hours = SilverFilterFirst4Hours()):
         self.window = window
 
-    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
-        from pyspark.sql import functions as F
-
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None,
+            engine: str | None = None) -> StageSummary:
         t0 = time.perf_counter()
         product = get_product(underlier)
-        front, version = _front_month(ctx, underlier, start_date, end_date)
-        lineage = data_version(ctx, {MBO_NORMALIZED.name: version})
-        window = self.window
-        front = front.withColumn("price", F.coalesce(F.col("price"), F.lit(UNDEF_PRICE)))
-        front = front.select("contract_id", "session_date", "ts_recv", "ts_event", "publisher_id", "instrument_id",
-                             "action", "side", "price", "size", "order_id", "flags", "sequence", "channel_id",
-                             "record_index")
-
-        def bars_of(table):
-            return session_bars(table, product, window, lineage)
-
-        bars = front.groupBy("contract_id", "session_date").applyInArrow(bars_of, spark_schema(BAR_5S))
-        keys = front.groupBy("contract_id", "session_date").count().toPandas()
+        run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
+        keys, lineage = run(ctx, product, underlier, start_date, end_date)
         if keys.empty:
             return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
                                 notes=["no front-month records in the range"])
-        where = pairs_predicate(keys)
-        replace_rows(ctx, BAR_5S, bars, where, lineage)
-        rows_out = count_rows(ctx, BAR_5S, where)
-        stats = _nonfinite_counts(ctx, where)
-        return StageSummary(self.name, int(keys["count"].sum()), rows_out, time.perf_counter() - t0,
-                            json.loads(lineage), stats)
+        written = local_engine.read_rows(ctx, BAR_5S, local_engine.pairs_filter(keys)).to_pandas()
+        return StageSummary(self.name, int(keys["rows"].sum()), len(written), time.perf_counter() - t0,
+                            json.loads(lineage), nonfinite_counts(written))
+
+    def _run_local(self, ctx: Context, product, underlier, start_date, end_date):
+        mbo, keys = _front_month_keys(ctx, underlier, start_date, end_date)
+        lineage = data_version(ctx, {MBO_NORMALIZED.name: mbo.version})
+
+        def bars():
+            for key in _one_row_frames(keys):
+                yield session_bars(mbo.read(BAR_INPUT_COLUMNS, local_engine.pairs_filter(key)), product,
+                                   self.window, lineage)
+
+        if not keys.empty:
+            local_engine.replace(ctx, BAR_5S, bars(), pairs_predicate(keys), lineage)
+        return keys, lineage
+
+    def _run_spark(self, ctx: Context, product, underlier, start_date, end_date):
+        front, version = _front_month(ctx, underlier, start_date, end_date)
+        lineage = data_version(ctx, {MBO_NORMALIZED.name: version})
+        window = self.window
+        front = front.select(*BAR_INPUT_COLUMNS)
+        bars = front.groupBy("contract_id", "session_date").applyInArrow(
+            lambda table: session_bars(table, product, window, lineage), spark_schema(BAR_5S))
+        keys = front.groupBy("contract_id", "session_date").count().toPandas().rename(columns={"count": "rows"})
+        if not keys.empty:
+            replace_rows(ctx, BAR_5S, bars, pairs_predicate(keys), lineage)
+        return keys, lineage
+
+
+BAR_INPUT_COLUMNS = ["contract_id", "session_date", "ts_recv", "ts_event", "publisher_id", "instrument_id", "action",
+                     "side", "price", "size", "order_id", "flags", "sequence", "channel_id", "record_index"]
 
 
 def session_bars(table, product, window: SilverFilterFirst4Hours, lineage: str):
@@ -175,17 +237,15 @@ def session_bars(table, product, window: SilverFilterFirst4Hours, lineage: str):
     return pa.Table.from_pandas(out[BAR_5S.schema.names], schema=BAR_5S.schema, preserve_index=False)
 
 
-def _nonfinite_counts(ctx: Context, where: str) -> pd.DataFrame:
-    """Per contract-session: bars, and NaN counts of the features that may legitimately be null."""
-    from pyspark.sql import functions as F
-
-    bars = ctx.spark.read.format("delta").load(ctx.profile.table_path(BAR_5S.name)).where(where)
-    features = [c for c in BAR_5S.schema.names if c.startswith("bar5s_")]
-    nan_total = sum(F.when(F.isnan(c) | F.col(c).isNull(), 1).otherwise(0) for c in features)
-    return (bars.groupBy("contract_id", "session_date")
-            .agg(F.count(F.lit(1)).alias("bars"), F.sum(nan_total).alias("null_or_nan_values"),
-                 F.sum(F.when(F.col("bar5s_trade_cnt_sum") == 0, 1).otherwise(0)).alias("bars_without_trades"))
-            .orderBy("session_date").toPandas())
+def nonfinite_counts(bars: pd.DataFrame) -> pd.DataFrame:
+    """Per contract-session: bars, NaN/null feature values, and bars without trades."""
+    features = [c for c in bars.columns if c.startswith("bar5s_")]
+    summary = bars.assign(null_or_nan_values=bars[features].isna().sum(axis=1),
+                          bars_without_trades=(bars["bar5s_trade_cnt_sum"] == 0).astype(int))
+    return (summary.groupby(["contract_id", "session_date"], as_index=False)
+            .agg(bars=("bar_ts", "size"), null_or_nan_values=("null_or_nan_values", "sum"),
+                 bars_without_trades=("bars_without_trades", "sum"))
+            .sort_values("session_date").reset_index(drop=True))
 
 
 # -- approach episodes ----------------------------------------------------------------
@@ -198,11 +258,54 @@ class SilverExtractLevelApproach2m:
     def __init__(self, window: SilverFilterFirst4Hours = SilverFilterFirst4Hours()):
         self.window = window
 
-    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None) -> StageSummary:
-        from pyspark.sql import functions as F
-
+    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None,
+            engine: str | None = None) -> StageSummary:
         t0 = time.perf_counter()
         product = get_product(underlier)
+        run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
+        keys, lineage, bars_in = run(ctx, product, underlier, start_date, end_date)
+        if keys.empty:
+            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
+                                notes=["no bars with session levels in the range: run the bar and level stages first"])
+        written = local_engine.read_rows(ctx, FEATURE_PRIMITIVES, local_engine.pairs_filter(keys),
+                                         ["session_date", "level_type", "direction", "position"]).to_pandas()
+        episodes = (written[written["position"] == 0].groupby(["session_date", "level_type", "direction"])
+                    .size().rename("count").reset_index())
+        levels = local_engine.read_rows(ctx, SESSION_LEVELS, local_engine.pairs_filter(keys),
+                                        ["contract_id", "session_date", "levels_complete", "empty_windows"]).to_pandas()
+        notes = [f"{r.contract_id} {r.session_date}: levels of the {r.empty_windows} window skipped (no data)"
+                 for r in levels[~levels["levels_complete"]].itertuples()]
+        return StageSummary(self.name, bars_in, len(written), time.perf_counter() - t0, json.loads(lineage),
+                            episodes, notes)
+
+    def _run_local(self, ctx: Context, product, underlier, start_date, end_date):
+        bars = local_engine.PinnedTable(ctx, BAR_5S, self.name)
+        levels = local_engine.PinnedTable(ctx, SESSION_LEVELS, self.name)
+        mbo, front_keys = _front_month_keys(ctx, underlier, start_date, end_date)
+        lineage = data_version(ctx, {BAR_5S.name: bars.version, SESSION_LEVELS.name: levels.version,
+                                     MBO_NORMALIZED.name: mbo.version})
+        level_rows = levels.read(None, local_engine.pairs_filter(front_keys)).to_pandas().drop(columns="data_version")
+        keys = front_keys.merge(level_rows[["contract_id", "session_date"]], on=["contract_id", "session_date"])
+        bars_in = [0]
+
+        def primitives():
+            for key in _one_row_frames(keys):
+                where = local_engine.pairs_filter(key)
+                bar_pdf = bars.read(None, where).to_pandas().drop(columns="data_version").merge(
+                    level_rows, on=["contract_id", "session_date"])
+                bars_in[0] += len(bar_pdf)
+                trades = mbo.read(TRADE_COLUMNS, where & (pc.field("action") == "T")).to_pandas()
+                if not bar_pdf.empty:
+                    yield _to_arrow(session_primitives(bar_pdf, trades, product, self.window, lineage),
+                                    FEATURE_PRIMITIVES)
+
+        if not keys.empty:
+            local_engine.replace(ctx, FEATURE_PRIMITIVES, primitives(), pairs_predicate(keys), lineage)
+        return keys, lineage, bars_in[0]
+
+    def _run_spark(self, ctx: Context, product, underlier, start_date, end_date):
+        from pyspark.sql import functions as F
+
         bars, bar_version = read_pinned(ctx, BAR_5S, self.name)
         levels, level_version = read_pinned(ctx, SESSION_LEVELS, self.name)
         front, mbo_version = _front_month(ctx, underlier, start_date, end_date)
@@ -211,7 +314,7 @@ class SilverExtractLevelApproach2m:
         keys = ["contract_id", "session_date"]
         bars = in_dates(bars, start_date, end_date).drop("data_version").join(
             F.broadcast(levels.drop("data_version")), keys)
-        trades = front.where(F.col("action") == "T").select(*keys, "ts_recv", "price", "size", "record_index")
+        trades = front.where(F.col("action") == "T").select(*TRADE_COLUMNS)
         window = self.window
 
         def primitives_of(bar_pdf: pd.DataFrame, trade_pdf: pd.DataFrame) -> pd.DataFrame:
@@ -221,20 +324,13 @@ class SilverExtractLevelApproach2m:
 
         out = bars.groupBy(*keys).cogroup(trades.groupBy(*keys)).applyInPandas(
             primitives_of, spark_schema(FEATURE_PRIMITIVES))
-        session_keys = bars.select(*keys).distinct().toPandas()
-        if session_keys.empty:
-            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
-                                notes=["no bars with session levels in the range: run the bar and level stages first"])
-        where = pairs_predicate(session_keys)
-        replace_rows(ctx, FEATURE_PRIMITIVES, out, where, lineage)
-        written = ctx.spark.read.format("delta").load(ctx.profile.table_path(FEATURE_PRIMITIVES.name)).where(where)
-        episodes = (written.where("position = 0").groupBy("session_date", "level_type", "direction").count()
-                    .orderBy("session_date", "level_type", "direction").toPandas())
-        skipped = levels.where(~F.col("levels_complete")).select(*keys, "empty_windows").toPandas()
-        notes = [f"{r.contract_id} {r.session_date}: levels of the {r.empty_windows} window skipped (no data)"
-                 for r in skipped.itertuples()]
-        return StageSummary(self.name, bars.count(), written.count(), time.perf_counter() - t0,
-                            json.loads(lineage), episodes, notes)
+        session_keys = bars.groupBy(*keys).count().toPandas()
+        if not session_keys.empty:
+            replace_rows(ctx, FEATURE_PRIMITIVES, out, pairs_predicate(session_keys), lineage)
+        return session_keys, lineage, int(session_keys["count"].sum()) if not session_keys.empty else 0
+
+
+TRADE_COLUMNS = ["contract_id", "session_date", "ts_recv", "price", "size", "record_index"]
 
 
 def session_primitives(bar_pdf: pd.DataFrame, trade_pdf: pd.DataFrame, product, window: SilverFilterFirst4Hours,

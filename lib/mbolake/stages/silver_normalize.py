@@ -30,10 +30,17 @@ RTH = ((9, 30), (16, 0))
 POST_END = {"FUT": (17, 0), "STK": (20, 0)}
 
 
+def _micros(col: str):
+    """ns -> µs by integer division (a double division would round ns-epoch values by a µs)."""
+    from pyspark.sql import functions as F
+
+    return F.expr(f"{col} div 1000")
+
+
 def _minute_of_day(col, timezone: str):
     from pyspark.sql import functions as F
 
-    local = F.from_utc_timestamp(F.timestamp_micros(F.floor(F.col(col) / 1000).cast("long")), timezone)  # UTC fields = wall clock
+    local = F.from_utc_timestamp(F.timestamp_micros(_micros(col)), timezone)  # UTC fields = wall clock
     return F.hour(local) * 60 + F.minute(local)
 
 
@@ -208,7 +215,7 @@ class SilverNormalizeMBO:
         dominance = chosen.select("session_date", "front_month_dominance")
         out = (keep.join(F.broadcast(dominance), "session_date", "left")
                .withColumn("roll_contaminated", F.coalesce(F.col("front_month_dominance") < self.roll_threshold, F.lit(True)))
-               .withColumn("ts_event_local", F.from_utc_timestamp(F.timestamp_micros(F.floor(F.col("ts_event") / 1000).cast("long")),
+               .withColumn("ts_event_local", F.from_utc_timestamp(F.timestamp_micros(_micros("ts_event")),
                                                                    product.timezone).cast("timestamp_ntz"))
                .select(*MBO_NORMALIZED.schema.names))
         replace_rows(ctx, MBO_NORMALIZED, out, _sessions_predicate(underlier, selection["session_date"]), lineage_json)
