@@ -86,6 +86,14 @@ ROW_HDR = 12
 ROW_LEN = ROW_HDR + 6 * TOP
 RING_ROWS = 64  # 64 rows x 72 int64 = 36 KB: the ring stays in L1
 
+# input: the records as an (n, 7) int64 matrix in the DBN MboMsg layout (56 bytes, little
+# endian; a 64-byte ts_out variant has an 8th word): words and the fields packed in them
+R_W0, R_TS_EVENT, R_OID, R_PRICE, R_W4, R_TS_RECV, R_W6 = range(7)
+# R_W0: length u8 | rtype u8 << 8 | publisher_id u16 << 16 | instrument_id u32 << 32
+# R_W4: size u32 | flags u8 << 32 | channel_id u8 << 40 | action u8 << 48 | side u8 << 56
+# R_W6: ts_in_delta i32 | sequence u32 << 32
+R_WORDS = 7
+
 OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT, NEED_REHASH = range(8)
 HASH_SEQ, HASH_MIX = 0, 1  # order hash: locality-preserving (ids mostly increase) / mixed
 MAX_PROBE = 48  # a longer probe under HASH_SEQ asks for HASH_MIX (adversarial ids)
@@ -483,8 +491,7 @@ def _relocate(pool, bsm, g, bs):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan,
-                  start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh,
+def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh,
                   ring, h64, h32, h16, h8, pxo, szo):
     """Apply records[start:]; returns (next record, status). status OK means all applied.
 
@@ -492,7 +499,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
     the column-major outputs (see ``flush_rows``); the caller flushes after every return;
     ``rows`` False keeps the book, counters and top-10 tracking but writes no row.
     """
-    n = ts_recv.shape[0]
+    n = rec.shape[0]
     cap = h64.shape[1]
     hm = g[G_HMODE]
     last_key = -1
@@ -508,15 +515,15 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
         # row once its slot is cached, then its queue neighbours and level
         j = i + PF_HASH
         if j < n and b >= 0:
-            _prefetch(oh, 2 * _ohash(oid[j], b, hm, hmask), 0)
+            _prefetch(oh, 2 * _ohash(rec[j, R_OID], b, hm, hmask), 0)
         j = i + PF_ORDER
         if PF_ORDER > 0 and j < n and b >= 0:
-            v = oh[2 * _ohash(oid[j], b, hm, hmask) + 1]
+            v = oh[2 * _ohash(rec[j, R_OID], b, hm, hmask) + 1]
             if v >= 0:
                 _prefetch(ords, v & 0xFFFFFFFF, 0)
         j = i + PF_NEIGH
-        if PF_NEIGH > 0 and j < n and b >= 0 and action[j] != ACT_ADD:
-            v = oh[2 * _ohash(oid[j], b, hm, hmask) + 1]
+        if PF_NEIGH > 0 and j < n and b >= 0 and ((rec[j, R_W4] >> 48) & 0xFF) != ACT_ADD:
+            v = oh[2 * _ohash(rec[j, R_OID], b, hm, hmask) + 1]
             if v >= 0:
                 o = v & 0xFFFFFFFF
                 if o < omax:
@@ -526,7 +533,12 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     p = ords[o, O_NEXT]
                     if p >= 0:
                         _prefetch(ords, p, 0)
-        key = (np.int64(pub[i]) << 32) | np.int64(inst[i])
+        w0 = rec[i, R_W0]
+        pub = (w0 >> 16) & 0xFFFF
+        inst = (w0 >> 32) & 0xFFFFFFFF
+        oid = rec[i, R_OID]
+        w4 = rec[i, R_W4]
+        key = (pub << 32) | inst
         if key != last_key:
             b, h = _kfind(bh, bk, key)
             if b < 0:
@@ -540,8 +552,8 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 for m in range(B_COLS):
                     bk[b, m] = 0
                 bk[b, B_KEY] = key
-                bk[b, B_PUB] = np.int64(pub[i])
-                bk[b, B_INST] = np.int64(inst[i])
+                bk[b, B_PUB] = pub
+                bk[b, B_INST] = inst
                 for s2 in range(2):
                     bsm[2 * b + s2, S_START] = g[G_PUSED]
                     bsm[2 * b + s2, S_CAP] = SEG0
@@ -557,8 +569,8 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             return i, NEED_REHASH
         if rows and g[G_OUTN] + g[G_RING] >= cap:
             return i, NEED_OUT
-        a = np.int64(action[i])
-        fl = np.int64(flags[i])
+        a = (w4 >> 48) & 0xFF
+        fl = (w4 >> 32) & 0xFF
         if a == ACT_ADD or a == ACT_MODIFY:
             for s2 in range(2):
                 bs = 2 * b + s2
@@ -567,7 +579,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                         return i, NEED_POOL
                     _relocate(pool, bsm, g, bs)
         if not (fl & F_SNAPSHOT):
-            ck = (np.int64(pub[i]) << 8) | np.int64(chan[i])
+            ck = (pub << 8) | ((w4 >> 40) & 0xFF)
             if ck != last_ck:
                 c, h = _kfind(chh, chn, ck)
                 if c < 0:
@@ -582,7 +594,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                     chn[c, C_JUMP] = 0
                 last_ck = ck
             # ---- from here on the record is applied whole ----
-            sq = np.int64(seq[i])
+            sq = (rec[i, R_W6] >> 32) & 0xFFFFFFFF
             last = chn[c, C_SEQ]
             if last >= 0:
                 if sq < last:
@@ -594,7 +606,7 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             chn[c, C_SEQ] = sq
 
         bk[b, Q_RECORDS] += 1
-        t = ts_recv[i]
+        t = rec[i, R_TS_RECV]
         if have_ts and t < last_ts:
             bk[b, Q_TS_BACK] += 1
         last_ts = t
@@ -608,13 +620,14 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 bk[b, Q_MAYBE_BAD] += 1
 
         bk[b, B_CERTAIN] = 1 if (fl & F_LAST) and bk[b, B_DIRTY] == 0 else 0
-        sd = np.int64(side[i])
+        sd = (w4 >> 56) & 0xFF
         s = 0 if sd == SIDE_BID else (1 if sd == SIDE_ASK else -1)
-        px = price[i]
-        sz = np.int64(size[i])
+        px = rec[i, R_PRICE]
+        sz0 = w4 & 0xFFFFFFFF
+        sz = sz0
         if a == ACT_CANCEL:
             bk[b, Q_CANCEL] += 1
-            o, h = _ofind(oh, g, oid[i], b, hm)
+            o, h = _ofind(oh, g, oid, b, hm)
             if o < 0:
                 bk[b, Q_UNK_C] += 1
             else:
@@ -632,15 +645,15 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             if s < 0 or px == UNDEF or sz <= 0:
                 bk[b, Q_INVALID] += 1
             else:
-                o, h = _ofind(oh, g, oid[i], b, hm)
+                o, h = _ofind(oh, g, oid, b, hm)
                 if o >= 0:
                     bk[b, Q_DUP] += 1
                     bk[b, B_CERTAIN] = 0  # a re-add of the same order may change nothing
                     _detach(pool, bsm, lvls, ords, bk, snap, g, o)
                 else:
                     o = _alloc_order(ords, g)
-                    _oput(oh, h, oid[i], b, o)
-                    ords[o, O_ID] = oid[i]
+                    _oput(oh, h, oid, b, o)
+                    ords[o, O_ID] = oid
                     bk[b, B_NORD] += 1
                 ords[o, O_PX] = px
                 ords[o, O_SZ] = sz
@@ -648,22 +661,22 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
                 _place(pool, bsm, lvls, ords, bk, snap, g, o)
         elif a == ACT_FILL:
             bk[b, Q_FILL] += 1
-            o, h = _ofind(oh, g, oid[i], b, hm)
+            o, h = _ofind(oh, g, oid, b, hm)
             if o < 0:
                 bk[b, Q_UNK_F] += 1
         elif a == ACT_TRADE:
             bk[b, Q_TRADE] += 1
         elif a == ACT_MODIFY:
             bk[b, Q_MODIFY] += 1
-            o, h = _ofind(oh, g, oid[i], b, hm)
+            o, h = _ofind(oh, g, oid, b, hm)
             if o < 0:
                 bk[b, Q_UNK_M] += 1
                 if s < 0 or px == UNDEF or sz <= 0:
                     bk[b, Q_INVALID] += 1
                 else:
                     o = _alloc_order(ords, g)
-                    _oput(oh, h, oid[i], b, o)
-                    ords[o, O_ID] = oid[i]
+                    _oput(oh, h, oid, b, o)
+                    ords[o, O_ID] = oid
                     ords[o, O_PX] = px
                     ords[o, O_SZ] = sz
                     ords[o, O_BS] = 2 * b + s
@@ -714,21 +727,37 @@ def apply_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, 
             rr = g[G_RING]
             _fill_top(pool, bsm, lvls, b, ring, rr, ROW_HDR)
             ring[rr, 0] = t
-            ring[rr, 1] = ts_event[i]
+            ring[rr, 1] = rec[i, R_TS_EVENT]
             ring[rr, 2] = RTYPE_MBP10
-            ring[rr, 3] = np.int64(pub[i])
-            ring[rr, 4] = np.int64(inst[i])
+            ring[rr, 3] = pub
+            ring[rr, 4] = inst
             ring[rr, 5] = a
             ring[rr, 6] = sd
             ring[rr, 7] = _depth(pool, bsm, b, s, px)
             ring[rr, 8] = px
-            ring[rr, 9] = np.int64(size[i])
+            ring[rr, 9] = sz0
             ring[rr, 10] = fl
-            ring[rr, 11] = np.int64(seq[i])
+            ring[rr, 11] = (rec[i, R_W6] >> 32) & 0xFFFFFFFF
             g[G_RING] = rr + 1
             if rr + 1 == ring.shape[0]:
                 flush_rows(g, ring, h64, h32, h16, h8, pxo, szo)
     return n, OK
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def pack_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, flags, seq, chan, out):
+    """Columns -> out (n, R_WORDS) int64 in the DBN MboMsg layout (see R_*)."""
+    for i in range(ts_recv.shape[0]):
+        out[i, R_W0] = (np.int64(14) | (np.int64(0xA0) << 8) | ((np.int64(pub[i]) & 0xFFFF) << 16)
+                        | ((np.int64(inst[i]) & 0xFFFFFFFF) << 32))
+        out[i, R_TS_EVENT] = ts_event[i]
+        out[i, R_OID] = oid[i]
+        out[i, R_PRICE] = price[i]
+        out[i, R_W4] = ((np.int64(size[i]) & 0xFFFFFFFF) | ((np.int64(flags[i]) & 0xFF) << 32)
+                        | ((np.int64(chan[i]) & 0xFF) << 40) | ((np.int64(action[i]) & 0xFF) << 48)
+                        | ((np.int64(side[i]) & 0xFF) << 56))
+        out[i, R_TS_RECV] = ts_recv[i]
+        out[i, R_W6] = (np.int64(seq[i]) & 0xFFFFFFFF) << 32
 
 
 @njit(cache=True, nogil=True, _nrt=False)

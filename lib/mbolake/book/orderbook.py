@@ -6,7 +6,7 @@ import pandas as pd
 
 from . import kernel as K
 from .mbp import RowBlocks
-from .records import record_columns
+from .records import packed_records
 from .state import QUALITY_COLUMNS, BookState
 
 U64 = (1 << 64) - 1
@@ -46,8 +46,7 @@ class OrderBook:
         every record instead. ``emit_rows=False`` updates books and counters (including
         top-10 change tracking, so later calls emit the same rows) but builds no row.
         """
-        cols = record_columns(records)
-        n = len(cols[0])
+        n, blocks = packed_records(records)
         # rows <= records: a block sized by the record count is reused by equal-sized chunks
         # (np.empty / mmap: pages never written cost nothing)
         cap = n if emit_rows else 0
@@ -61,17 +60,18 @@ class OrderBook:
                 out = RowBlocks(cap)
                 self._outs = (self._outs + [out])[-2:]
         st = self._st
-        i = 0
-        while True:
-            i, status = K.apply_records(*cols, i, bool(every_record), bool(emit_rows), *st.arrays(),
-                                        st.ring, *out.arrays())
-            K.flush_rows(st.g, st.ring, *out.arrays())
-            if status == K.OK:
-                break
-            if status == K.NEED_OUT:
-                out.grow()
-            else:
-                st.grow(status)
+        for rec in blocks:
+            i = 0
+            while True:
+                i, status = K.apply_records(rec, i, bool(every_record), bool(emit_rows), *st.arrays(),
+                                            st.ring, *out.arrays())
+                K.flush_rows(st.g, st.ring, *out.arrays())
+                if status == K.OK:
+                    break
+                if status == K.NEED_OUT:
+                    out.grow()
+                else:
+                    st.grow(status)
         nrows = int(st.g[K.G_OUTN])
         st.g[K.G_OUTN] = 0
         return out.columns(nrows) if nrows else RowBlocks(0).columns(0)

@@ -1,7 +1,8 @@
 """MBO input as the kernel's column arrays, from MBO_DTYPE records or a column mapping."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -75,3 +76,40 @@ def record_columns(records) -> tuple[np.ndarray, ...]:
         else:
             cols.append(_column(get(name), name, dtype))
     return tuple(cols)
+
+
+def _mbo_layout(dtype: np.dtype) -> bool:
+    """Whether a structured dtype is Databento's MboMsg (56 bytes, or 64 with ts_out)."""
+    from ..dbn import MBO_DTYPE
+
+    fields = dtype.fields or {}
+    return (dtype.itemsize in (56, 64) and sys.byteorder == "little"
+            and all(fields.get(name) == MBO_DTYPE.fields[name] for name in MBO_DTYPE.names))
+
+
+PACK_BLOCK = 1 << 16  # records packed at a time from columns (3.5 MB: stays in cache)
+
+
+def packed_records(records) -> tuple[int, Iterator[np.ndarray]]:
+    """The kernel's input: (record count, blocks), each block an (n, 7 or 8) int64 matrix in
+    the DBN MboMsg layout (see ``kernel.R_*``). Contiguous MBO records (``iter_mbo_chunks``
+    chunks and their slices) are one block, viewed without a copy; anything else (column
+    mappings, strided arrays) is packed from ``record_columns`` PACK_BLOCK records at a time
+    into one reused buffer, so no input-sized copy is made."""
+    from . import kernel as K
+
+    if (isinstance(records, np.ndarray) and records.ndim == 1 and records.dtype.names
+            and _mbo_layout(records.dtype) and records.flags.c_contiguous and len(records)):
+        words = records.dtype.itemsize // 8
+        return len(records), iter((records.view(np.int64).reshape(len(records), words),))
+    cols = record_columns(records)
+    n = len(cols[0])
+
+    def blocks() -> Iterator[np.ndarray]:
+        buf = np.empty((min(n, PACK_BLOCK), K.R_WORDS), np.int64)
+        for lo in range(0, n, PACK_BLOCK):
+            part = buf[: min(PACK_BLOCK, n - lo)]
+            K.pack_records(*(c[lo : lo + PACK_BLOCK] for c in cols), part)
+            yield part
+
+    return n, blocks()
