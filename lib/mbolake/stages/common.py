@@ -47,7 +47,3 @@ def replace_rows(ctx: Context, table: Table, df, where: str, lineage_json: str) 
     (df.write.format("delta").mode("overwrite").option("replaceWhere", where)
      .option("userMetadata", lineage_json).partitionBy(*table.partition_by)
      .save(ctx.profile.table_path(table.name)))
-
-
-def count_rows(ctx: Context, table: Table, where: str) -> int:
-    return ctx.spark.read.format("delta").load(ctx.profile.table_path(table.name)).where(where).count()

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..context import Context
@@ -105,8 +104,8 @@ class GoldExtractSetupVectors:
             return 0, None, None, lineage
         vectors, labels = episode_outputs(prims_pdf, product, lineage)
         where = pairs_predicate(vectors)
-        local_engine.replace(ctx, SETUP_VECTORS, [_arrow(vectors, SETUP_VECTORS)], where, lineage)
-        local_engine.replace(ctx, LABELS, [_arrow(labels, LABELS)], where, lineage)
+        local_engine.replace(ctx, SETUP_VECTORS, [local_engine.arrow_rows(vectors, SETUP_VECTORS)], where, lineage)
+        local_engine.replace(ctx, LABELS, [local_engine.arrow_rows(labels, LABELS)], where, lineage)
         in_pairs = local_engine.pairs_filter(vectors)
         meta = local_engine.plain_table(mbo.read(SESSION_META_COLUMNS, in_pairs & pc.field("is_front_month")))
         meta = meta.group_by(SESSION_META_COLUMNS).aggregate([]).to_pandas()
@@ -115,7 +114,7 @@ class GoldExtractSetupVectors:
         view = (vectors.merge(labels.drop(columns=["contract_id", "session_date", "data_version"]), on="episode_id")
                 .merge(meta.merge(complete, on=["contract_id", "session_date"], how="left"),
                        on=["contract_id", "session_date"], how="left"))
-        local_engine.replace(ctx, TRAINING_VIEW, [_arrow(view, TRAINING_VIEW)], where, lineage)
+        local_engine.replace(ctx, TRAINING_VIEW, [local_engine.arrow_rows(view, TRAINING_VIEW)], where, lineage)
         return len(prims_pdf), vectors, labels, lineage
 
     def _run_spark(self, ctx: Context, product, start_date, end_date):
@@ -149,10 +148,6 @@ class GoldExtractSetupVectors:
 
 
 SESSION_META_COLUMNS = ["contract_id", "session_date", "front_month_dominance", "roll_contaminated"]
-
-
-def _arrow(pdf: pd.DataFrame, table) -> pa.Table:
-    return pa.Table.from_pandas(pdf[table.schema.names], schema=table.schema, preserve_index=False)
 
 
 def export_training_snapshot(ctx: Context, model_id: str, run_date: dt.date, complete_only: bool = True) -> Path:

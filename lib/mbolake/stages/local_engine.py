@@ -263,3 +263,8 @@ def _any_of(conditions: Iterable[ds.Expression]) -> ds.Expression:
     for cond in conditions:
         out = cond if out is None else out | cond
     return out if out is not None else pc.scalar(False)
+
+
+def arrow_rows(pdf, table: Table) -> pa.Table:
+    """A pandas frame -> Arrow rows in the contract's column order and types."""
+    return pa.Table.from_pandas(pdf[table.schema.names], schema=table.schema, preserve_index=False)

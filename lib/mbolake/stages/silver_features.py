@@ -1,29 +1,27 @@
-"""Silver feature stages (FEATURES.md §1-§4), each a thin Spark wrapper around the kernels.
+"""Silver feature stages (FEATURES.md §1-§4), each a thin wrapper around the kernels, on either
+stage engine (``local_engine``: delta-rs on the driver; ``spark``: ``applyInArrow`` / ``applyInPandas``).
 
 - ``SilverAddSessionLevels``: ``silver.orderbook_state`` of the front month -> ``silver.session_levels``.
 - ``SilverFilterFirst4Hours``: the 08:30-12:30 window, used by the two stages below.
 - ``SilverComputeBar5sFeatures``: ``silver.mbo_normalized`` -> book kernel -> bar kernel -> ``silver.bar_5s``.
-  The book is replayed inside the bar UDF (the kernel is fast) instead of shipping MBP-10 rows
-  through a cogroup; the rows are identical to ``silver.orderbook_state``'s.
+  The book is replayed beside the bar kernel (the kernel is fast) instead of reading back the
+  MBP-10 rows; the rows are identical to ``silver.orderbook_state``'s.
 - ``SilverExtractLevelApproach2m``: bars + levels + trade prints -> candles -> episodes (both
   directions, every level type) -> ``silver.feature_primitives``.
 Every stage groups by ``(contract_id, session_date)`` and replaces exactly those rows.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..calendar import local_time_to_ns
 from ..context import Context
-from ..dbn import UNDEF_PRICE
 from ..products import get_product
 from ..schemas import (BAR_5S, FEATURE_PRIMITIVES, MBO_NORMALIZED, ORDERBOOK_STATE, SESSION_LEVELS, spark_schema)
 from . import local_engine
@@ -103,7 +101,7 @@ class SilverAddSessionLevels:
                                    product, lineage) for key in _one_row_frames(keys)]
         levels_pdf = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
         if not levels_pdf.empty:
-            local_engine.replace(ctx, SESSION_LEVELS, [_to_arrow(levels_pdf, SESSION_LEVELS)],
+            local_engine.replace(ctx, SESSION_LEVELS, [local_engine.arrow_rows(levels_pdf, SESSION_LEVELS)],
                                  pairs_predicate(levels_pdf), lineage)
         return levels_pdf, lineage
 
@@ -157,10 +155,6 @@ def _front_filter(underlier: str, start_date, end_date):
 
 def _one_row_frames(keys: pd.DataFrame):
     return [keys.iloc[[i]] for i in range(len(keys))]
-
-
-def _to_arrow(pdf: pd.DataFrame, table) -> pa.Table:
-    return pa.Table.from_pandas(pdf[table.schema.names], schema=table.schema, preserve_index=False)
 
 
 # -- 5-second bars --------------------------------------------------------------------
@@ -296,7 +290,7 @@ class SilverExtractLevelApproach2m:
                 bars_in[0] += len(bar_pdf)
                 trades = mbo.read(TRADE_COLUMNS, where & (pc.field("action") == "T")).to_pandas()
                 if not bar_pdf.empty:
-                    yield _to_arrow(session_primitives(bar_pdf, trades, product, self.window, lineage),
+                    yield local_engine.arrow_rows(session_primitives(bar_pdf, trades, product, self.window, lineage),
                                     FEATURE_PRIMITIVES)
 
         if not keys.empty:
