@@ -232,3 +232,11 @@ def test_bad_widget_value_names_the_parameter(monkeypatch):
 def test_resolved_renders_markdown():
     md = params({"sessions": Param(int, 3)})._repr_markdown_()
     assert "| `sessions` | `3` |" in md
+
+
+def test_times_parse_from_hh_mm_and_bad_ones_name_the_parameter():
+    spec = {"window_start": Param(dt.time, dt.time(8, 30))}
+    assert params(spec, {"window_start": "09:15"}).window_start == dt.time(9, 15)
+    assert params(spec, {}).window_start == dt.time(8, 30)
+    with pytest.raises(ParameterError, match="window_start.*'9h15'.*time"):
+        params(spec, {"window_start": "9h15"})

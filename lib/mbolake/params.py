@@ -52,6 +52,10 @@ def _coerce(name: str, value: Any, p: Param) -> Any:
             if isinstance(value, dt.date):
                 return value
             return dt.date.fromisoformat(str(value).strip())
+        if p.type is dt.time:
+            if isinstance(value, dt.time):
+                return value
+            return dt.time.fromisoformat(str(value).strip())
         if p.type is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(value)

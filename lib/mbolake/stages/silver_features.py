@@ -27,7 +27,7 @@ from ..schemas import (BAR_5S, FEATURE_PRIMITIVES, MBO_NORMALIZED, ORDERBOOK_STA
 from . import local_engine
 from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
 from .local_engine import stage_engine
-from .silver_book import kernel_input
+from .silver_book import CHUNK_RECORDS, kernel_input
 
 PRICE_SCALE = 1e-9
 
@@ -211,19 +211,23 @@ BAR_INPUT_COLUMNS = ["contract_id", "session_date", "ts_recv", "ts_event", "publ
 
 
 def session_bars(table, product, window: SilverFilterFirst4Hours, lineage: str):
-    """One contract-session of normalized MBO (Arrow) -> its bar_5s rows (Arrow): book replay,
-    then the bar kernel."""
+    """One contract-session of normalized MBO (Arrow) -> its bar_5s rows (Arrow): the book and
+    the bar builder fed together, chunk by chunk (both are resumable, so chunks change nothing)."""
     import pyarrow as pa
 
     from ..book import OrderBook
-    from ..features.bars import BarParams, build_bars
+    from ..features.bars import BarBuilder, BarParams
 
     cols = kernel_input(table)
-    mbp = OrderBook().apply(cols)
     contract_id, session = table.column("contract_id")[0].as_py(), table.column("session_date")[0].as_py()
     start, end = window.bounds(session, product.timezone)
-    params = BarParams(window_start_ns=start, window_end_ns=end, tick_size=product.tick_size)
-    bars = build_bars(cols, mbp, params)
+    builder = BarBuilder(BarParams(window_start_ns=start, window_end_ns=end, tick_size=product.tick_size))
+    book = OrderBook()
+    parts = []
+    for first in range(0, len(cols["ts_recv"]), CHUNK_RECORDS):
+        chunk = {name: col[first:first + CHUNK_RECORDS] for name, col in cols.items()}
+        parts.append(builder.apply(chunk, book.apply(chunk)))
+    bars = pd.concat([*parts, builder.finish()], ignore_index=True)
     keys = pd.DataFrame({"contract_id": contract_id, "session_date": [session] * len(bars),
                          "bar_ts": bars["bar_ts"].to_numpy(np.int64)})
     features = bars.drop(columns="bar_ts").astype(np.float64)
