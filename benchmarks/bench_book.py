@@ -15,6 +15,10 @@ Figures, each the best of ``--repeat`` runs on one core:
    Also with the decode in a second thread (``full_replay_2_threads``, two cores).
 4. Databento decode-only on the same file: ``DBNStore.from_file(path).to_ndarray(count=1_000_000)``.
 5. peak RSS of the process (``ru_maxrss``; input in memory included).
+6. memory of a big day: a generated ~30 M-record session (``--memory-records``, made once
+   with bench_bronze.bench_input under benchmarks/data/) replayed streaming in a child
+   process: ``iter_mbo_chunks`` 1 M records at a time, ``OrderBook.apply`` with MBP-10 rows,
+   rows dropped after each chunk; the child's peak RSS (``VmHWM``) and its records/s.
 
 Secondary: apply-only on bench_book's harsh random stream (uniform instrument choice,
 deep books, random cancels) unless ``--no-harsh``. A JSON line goes to results/book.jsonl.
@@ -245,6 +249,34 @@ def full_replay_pipelined(path: Path) -> tuple[int, int]:
     return n, rows
 
 
+def streaming_replay_child(path: str) -> None:
+    """Child process of figure 6: replay streaming, print records, rows, seconds, peak RSS."""
+    OrderBook().apply(np.zeros(0, MBO_DTYPE))
+    t0 = time.perf_counter()
+    n, rows = full_replay(Path(path))
+    s = time.perf_counter() - t0
+    # VmHWM: this process's own peak (ru_maxrss would carry the parent's over fork + exec)
+    status = Path("/proc/self/status")
+    hwm = [ln for ln in status.read_text().splitlines() if ln.startswith("VmHWM:")] if status.exists() else []
+    peak = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"records": n, "rows": rows, "seconds": round(s, 3), "peak_rss_mb": round(peak)}))
+
+
+def streaming_replay_memory(records: int) -> dict:
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    from bench_bronze import bench_input
+
+    path = bench_input(records)
+    out = subprocess.run([sys.executable, __file__, "--replay-child", str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    res["input"] = f"{path.name} ({path.stat().st_size:,} bytes), bench_bronze.bench_input({records:,})"
+    return res
+
+
 def databento_decode_only(path: Path) -> int:
     import databento
 
@@ -258,7 +290,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-harsh", action="store_true", help="skip the secondary harsh random stream")
     ap.add_argument("--harsh-records", type=int, default=4_000_000)
+    ap.add_argument("--memory-records", type=int, default=30_000_000,
+                    help="size of the session for the streaming peak-RSS figure (0 skips it)")
+    ap.add_argument("--replay-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.replay_child:
+        streaming_replay_child(args.replay_child)
+        return
 
     path = session_file(args.records)
     t0 = time.perf_counter()
@@ -296,6 +334,7 @@ def main() -> None:
         put("harsh_apply_only", s, len(harsh))
         harsh_src = f"bench_book.synthetic_stream(n={args.harsh_records:,}, instruments=2, live~40k/instrument)"
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    big = streaming_replay_memory(args.memory_records) if args.memory_records else None
     ratio = res["full_replay"]["records_per_s"] / res["databento_decode_only"]["records_per_s"]
 
     q = book.quality()
@@ -323,10 +362,15 @@ def main() -> None:
             print(f"{name:34s} {r['records_per_s'] / 1e6:12.2f} {r['seconds']:8.3f}  {what}")
     print(f"full replay / Databento decode-only = {ratio:.2f}   (best of {args.repeat} each, one core)")
     print(f"peak RSS  {peak_mb:,.0f} MB (whole process, decoded session in memory included)")
+    if big:
+        print(f"big day   {big['records']:,} records replayed streaming (decode + apply + {big['rows']:,} rows, "
+              f"1 M-record chunks) in {big['seconds']:.1f} s = {big['records'] / big['seconds'] / 1e6:.2f} M/s, "
+              f"peak RSS {big['peak_rss_mb']:,} MB (child process; {big['input']})")
     record = {
         "benchmark": "book", "date": now.isoformat(timespec="seconds"), "machine": machine,
         "input": source, "harsh_input": harsh_src, "repeat": args.repeat, "results": res,
         "ratio_full_replay_vs_databento_decode": round(ratio, 3), "peak_rss_mb": round(peak_mb),
+        "streaming_big_day": big,
     }
     out = HERE / "results"
     out.mkdir(exist_ok=True)
