@@ -299,3 +299,87 @@ def test_order_id_above_2_63_survives_exactly(v3, tmp_path):
     assert stored.dtype == np.int64
     assert stored[0] < 0 and stored[1] == -1  # the same 64 bits in a signed long
     assert [int(x) for x in order_id_unsigned(stored)] == big_ids
+
+
+def _zstd_frames(data: bytes, cuts: list[int]) -> bytes:
+    """``data`` as concatenated zstd frames, one per piece between ``cuts``."""
+    import zstandard
+
+    bounds = [0, *cuts, len(data)]
+    return b"".join(zstandard.ZstdCompressor(level=3).compress(data[a:b]) for a, b in zip(bounds, bounds[1:]))
+
+
+def test_concatenated_frames_all_read_even_when_small(v3, tmp_path):
+    header, records = v3
+    big = tiled(records, 3_000)
+    plain = tmp_path / "plain.mbo.dbn"
+    dbn.write_mbo_file(plain, es_metadata(header), [big])
+    data = plain.read_bytes()
+    # tiny frames (several inside one read block) and big ones, cut mid-record too
+    for cuts in ([10, 200, 201, 5_000], list(range(1_000, len(data), 3_001)), [len(data) // 2]):
+        path = tmp_path / "frames.mbo.dbn.zst"
+        path.write_bytes(_zstd_frames(data, cuts))
+        for chunk_records in (1, 7, 1_000, 1_000_000):
+            chunks = [c.copy() for _, c in dbn.iter_mbo_chunks(path, chunk_records=chunk_records)]
+            assert np.concatenate(chunks).tobytes() == big.tobytes()
+
+
+def test_zst_cut_anywhere_inside_a_frame_is_truncated(v3, tmp_path):
+    header, records = v3
+    big = tiled(records, 20_000)
+    plain = tmp_path / "plain.mbo.dbn"
+    dbn.write_mbo_file(plain, es_metadata(header), [big])
+    data = plain.read_bytes()
+    whole = _zstd_frames(data, [len(data) // 3])
+    first = len(_zstd_frames(data[: len(data) // 3], []))
+    cut = tmp_path / "cut.mbo.dbn.zst"
+    for at in (first - 1, first + 10, len(whole) - 1, len(whole) - 300, len(whole) * 3 // 4):
+        cut.write_bytes(whole[:at])
+        with pytest.raises(dbn.DbnFormatError) as info:
+            for _ in dbn.iter_mbo_chunks(cut, chunk_records=4_096):
+                pass
+        assert info.value.reason == "truncated", at
+    # cut exactly between the two frames: a valid zstd stream, but the records stop mid-record
+    cut.write_bytes(whole[:first])
+    if (len(data) // 3 - len(es_metadata(header))) % dbn.MBO_RECORD_BYTES:
+        assert _reason(cut) == "truncated"
+
+
+def test_chunks_kept_by_the_caller_are_not_overwritten(v3, tmp_path):
+    import queue
+    import threading
+
+    header, records = v3
+    big = tiled(records, 5_000)
+    path = tmp_path / "tiled.mbo.dbn.zst"
+    dbn.write_mbo_file(path, es_metadata(header), [big])
+    # a prefetching producer (as Bronze does): chunks wait in a queue while later ones decode
+    q: queue.Queue = queue.Queue(maxsize=2)
+
+    def produce():
+        for _, c in dbn.iter_mbo_chunks(path, chunk_records=300):
+            q.put(c)
+        q.put(None)
+
+    threading.Thread(target=produce, daemon=True).start()
+    kept, views = [], []
+    while (c := q.get()) is not None:
+        kept.append(c[["order_id", "price"]])  # a multi-field view: still refers to the chunk's buffer
+        views.append(c["ts_recv"])  # a field view of the chunk
+        del c
+    assert np.concatenate([k["order_id"] for k in kept]).tolist() == big["order_id"].tolist()
+    assert np.concatenate(views).tolist() == big["ts_recv"].tolist()
+
+
+def test_chunk_buffers_are_reused_when_dropped(v3, tmp_path):
+    header, records = v3
+    big = tiled(records, 5_000)
+    path = tmp_path / "tiled.mbo.dbn.zst"
+    dbn.write_mbo_file(path, es_metadata(header), [big])
+    bases, total = set(), []
+    for _, c in dbn.iter_mbo_chunks(path, chunk_records=300):
+        assert not c.flags.writeable
+        bases.add(c.__array_interface__["data"][0])
+        total.append(c["order_id"].copy())
+    assert np.concatenate(total).tolist() == big["order_id"].tolist()
+    assert len(bases) <= 2  # the chunk the loop holds and the one being decoded

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,43 +108,61 @@ class DbnHeader:
 
 
 class _ZstdReader:
-    """Decompresses a zstd file on ``read(n)``; a stream that ends inside a frame is an error.
+    """Decompresses a zstd file on ``read(n)`` / ``readinto(buffer)``; a stream that ends
+    inside a frame is an error.
 
-    (zstandard's own stream readers return a short read silently on a truncated file.)
+    (zstandard's own stream readers return a short read silently on a truncated file, so
+    the frames are decoded with ``decompressobj``, whose ``eof`` tells a finished frame.)
+    ``readinto`` copies each decompressed piece once, straight into the caller's buffer.
     """
 
-    BLOCK = 1 << 18  # compressed bytes per step: bounds the memory held beyond a read
+    BLOCK = 1 << 17  # compressed bytes per step: bounds the memory held beyond a read
 
     def __init__(self, raw: BinaryIO):
         self._raw = raw
         self._dctx = zstandard.ZstdDecompressor()
         self._dobj = self._dctx.decompressobj()
-        self._buffer = bytearray()
-        self._pos = 0
+        self._pending = memoryview(b"")  # decompressed, not yet handed out
         self._input_done = False
 
     def _feed(self) -> None:
-        block = self._raw.read(self.BLOCK)
-        if not block:
-            self._input_done = True
-            if not self._dobj.eof:
-                raise zstandard.ZstdError("the compressed stream ends inside a frame (truncated file)")
-            return
-        if self._dobj.eof:  # a further frame follows (concatenated frames are valid zstd)
-            block = self._dobj.unused_data + block
+        if self._dobj.eof and self._dobj.unused_data:
+            # a further frame follows in bytes already read (concatenated frames are valid zstd)
+            block = self._dobj.unused_data
             self._dobj = self._dctx.decompressobj()
-        self._buffer += self._dobj.decompress(block)
+        else:
+            block = self._raw.read(self.BLOCK)
+            if not block:
+                self._input_done = True
+                if not self._dobj.eof:
+                    raise zstandard.ZstdError("the compressed stream ends inside a frame (truncated file)")
+                return
+            if self._dobj.eof:  # a further frame starts with this block
+                self._dobj = self._dctx.decompressobj()
+        self._pending = memoryview(self._dobj.decompress(block))
+
+    def readinto(self, buffer) -> int:
+        """Fill ``buffer`` (writable, bytes-like); fewer bytes only at the end of the stream."""
+        with memoryview(buffer) as out:
+            out = out.cast("B")
+            n, got = len(out), 0
+            while got < n:
+                if not self._pending:
+                    if self._input_done:
+                        break
+                    self._feed()
+                    continue
+                k = min(n - got, len(self._pending))
+                out[got : got + k] = self._pending[:k]
+                self._pending = self._pending[k:]
+                got += k
+            return got
 
     def read(self, n: int) -> bytes:
-        while len(self._buffer) - self._pos < n and not self._input_done:
-            self._feed()
-        with memoryview(self._buffer) as view:
-            out = bytes(view[self._pos : self._pos + n])
-        self._pos += len(out)
-        if self._pos > len(self._buffer) // 2:
-            del self._buffer[: self._pos]
-            self._pos = 0
-        return out
+        buf = bytearray(n)
+        got = self.readinto(buf)
+        del buf[got:]
+        return bytes(buf)
 
     def close(self) -> None:
         self._raw.close()
@@ -252,36 +271,83 @@ def iter_mbo_chunks(path: str | Path, chunk_records: int = 1_000_000) -> Iterato
         raise DbnFormatError(f"{path}: schema is {header.schema!r}, expected 'mbo'", "not_mbo")
     record_bytes = MBO_RECORD_BYTES + (8 if header.ts_out else 0)
     dtype = MBO_DTYPE if not header.ts_out else np.dtype(MBO_DTYPE.descr + [("ts_out", "<u8")])
+    pool = _BufferPool(chunk_records * record_bytes)
     with open_decompressed(path) as stream:
         _read_exact(stream, header.metadata_bytes)
         offset = 0
         while True:
+            buf = pool.take()
             try:
-                buf = _read_exact(stream, chunk_records * record_bytes)
+                got = _readinto_exact(stream, buf)
             except zstandard.ZstdError as exc:
                 reason = "truncated" if "truncated" in str(exc) else "corrupt"
                 raise DbnFormatError(f"{path}: corrupt zstd stream after record {offset} ({exc})", reason) from exc
-            if not buf:
+            if not got:
                 return
-            if len(buf) % record_bytes:
+            if got % record_bytes:
                 raise DbnFormatError(
-                    f"{path}: truncated record at record {offset + len(buf) // record_bytes} "
-                    f"({len(buf) % record_bytes} stray bytes)",
+                    f"{path}: truncated record at record {offset + got // record_bytes} "
+                    f"({got % record_bytes} stray bytes)",
                     "truncated",
                 )
-            records = np.frombuffer(buf, dtype=dtype)
-            _check_records(path, records, offset, record_bytes)
+            _check_records(path, buf[:got], offset, record_bytes)
+            records = buf[:got].view(dtype)
+            records.flags.writeable = False
+            del buf
             yield header, records
             offset += len(records)
+            del records  # so that the buffer can be reused once the caller drops the chunk
 
 
-def _check_records(path: Path, records: np.ndarray, offset: int, record_bytes: int) -> None:
-    bad = np.flatnonzero((records["rtype"] != RTYPE_MBO) | (records["length"] != record_bytes // 4))
+class _BufferPool:
+    """Chunk buffers of ``nbytes``, reused once nothing refers to them any more.
+
+    A chunk handed out is a view of its buffer (numpy views, and arrays made from them,
+    keep a reference to the owning array), so a buffer whose reference count is back to
+    the pool's own is unused by anyone and can be filled again; while a caller holds a
+    chunk (a prefetch queue, a list of chunks) a new buffer is taken instead. Reuse spares
+    the page faults of fresh memory on every chunk; at most ``keep`` buffers are pooled.
+    """
+
+    def __init__(self, nbytes: int, keep: int = 4):
+        self.nbytes = nbytes
+        self.keep = keep
+        self._buffers: list[np.ndarray] = []
+
+    def take(self) -> np.ndarray:
+        for i in range(len(self._buffers)):
+            # references: the list's and getrefcount's argument
+            if sys.getrefcount(self._buffers[i]) <= 2:
+                return self._buffers[i]
+        buf = np.empty(self.nbytes, np.uint8)
+        if len(self._buffers) < self.keep:
+            self._buffers.append(buf)
+        return buf
+
+
+def _readinto_exact(stream: BinaryIO, buf: np.ndarray) -> int:
+    """Fill ``buf`` from ``stream``; fewer bytes only at the end of the stream."""
+    got = 0
+    with memoryview(buf) as view:
+        while got < len(view):
+            part = stream.readinto(view[got:])
+            if not part:
+                break
+            got += part
+    return got
+
+
+def _check_records(path: Path, raw: np.ndarray, offset: int, record_bytes: int) -> None:
+    """``raw``: the chunk's bytes (uint8); every record must start with MBO length + rtype."""
+    # bytes 0-1 of each record: length in 32-bit words, then rtype (one strided pass)
+    head = raw.reshape(-1, record_bytes)[:, :2].view("<u2")[:, 0]
+    bad = np.flatnonzero(head != ((record_bytes // 4) | (RTYPE_MBO << 8)))
     if bad.size:
         i = int(bad[0])
+        length, rtype = int(head[i] & 0xFF), int(head[i] >> 8)
         raise DbnFormatError(
-            f"{path}: record {offset + i} has rtype 0x{records['rtype'][i]:02x} and length "
-            f"{records['length'][i] * 4} bytes; expected MBO (rtype 0xa0, {record_bytes} bytes)",
+            f"{path}: record {offset + i} has rtype 0x{rtype:02x} and length "
+            f"{length * 4} bytes; expected MBO (rtype 0xa0, {record_bytes} bytes)",
             "not_mbo",
         )
 
