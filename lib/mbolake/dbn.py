@@ -143,8 +143,7 @@ class _ZstdReader:
 
     def readinto(self, buffer) -> int:
         """Fill ``buffer`` (writable, bytes-like); fewer bytes only at the end of the stream."""
-        with memoryview(buffer) as out:
-            out = out.cast("B")
+        with memoryview(buffer) as view, view.cast("B") as out:
             n, got = len(out), 0
             while got < n:
                 if not self._pending:
@@ -316,13 +315,21 @@ class _BufferPool:
 
     def take(self) -> np.ndarray:
         for i in range(len(self._buffers)):
-            # references: the list's and getrefcount's argument
-            if sys.getrefcount(self._buffers[i]) <= 2:
+            if _refcount_at(self._buffers, i) == _UNREFERENCED:
                 return self._buffers[i]
         buf = np.empty(self.nbytes, np.uint8)
         if len(self._buffers) < self.keep:
             self._buffers.append(buf)
         return buf
+
+
+def _refcount_at(items: list, i: int) -> int:
+    return sys.getrefcount(items[i])
+
+
+# the count of an object referred to only by its list (the list's reference plus whatever
+# this interpreter counts for the call), measured rather than assumed
+_UNREFERENCED = _refcount_at([np.empty(1, np.uint8)], 0)
 
 
 def _readinto_exact(stream: BinaryIO, buf: np.ndarray) -> int:
