@@ -1,6 +1,7 @@
 """Benchmark of the order-book kernel on a realistic ES session.
 
     .venv/bin/python benchmarks/bench_book.py [--records 10000000] [--repeat 3] [--no-harsh]
+                                              [--chunk-records 131072]
 
 Input: one generated CME-style ES session (``mbolake.synth``, 2025-11-04, seed 11, three
 instruments, ~54k live orders, adds near the touch, cancels, modifies, T/F/C trade groups),
@@ -10,10 +11,14 @@ Figures, each the best of ``--repeat`` runs on one core:
 1. apply-only: ``OrderBook().apply(records, emit_rows=False)`` on the decoded session in
    memory (L3 book, quality counters, top-10 change tracking; no decode, no rows).
 2. apply + MBP-10 rows from memory: the same in 1 M-record chunks with rows (no decode).
-3. full replay: ``iter_mbo_chunks(path)`` (zstd + DBN decode, 1 M records a chunk) and
-   ``OrderBook.apply(chunk)`` building the MBP-10 row columns, from a fresh book.
-   Also with the decode in a second thread (``full_replay_2_threads``, two cores).
-4. Databento decode-only on the same file: ``DBNStore.from_file(path).to_ndarray(count=1_000_000)``.
+3. full replay: ``iter_mbo_chunks(path, chunk_records)`` (zstd + DBN decode,
+   ``--chunk-records`` records a chunk, 131,072 by default) and ``OrderBook.apply(chunk)``
+   building the MBP-10 row columns, from a fresh book, one thread. Also the same with
+   1 M-record chunks (``full_replay_1m_chunks``, the default of ``iter_mbo_chunks``) and
+   with the decode in a second thread (``full_replay_2_threads``, two cores).
+4. Databento decode-only on the same file: ``DBNStore.from_file(path).to_ndarray(count=1_000_000)``
+   (the reference of the goal ratio) and with ``count=chunk_records`` (the replay's chunking).
+   The replays and Databento's decodes alternate within each repeat, so all see the same load.
 5. peak RSS of the process (``ru_maxrss``; input in memory included).
 6. memory of a big day: a generated ~30 M-record session (``--memory-records``, made once
    with bench_bronze.bench_input under benchmarks/data/) replayed streaming in a child
@@ -215,17 +220,20 @@ def apply_rows_chunked(records: np.ndarray, chunk: int = 1_000_000) -> int:
     return rows
 
 
-def full_replay(path: Path) -> tuple[int, int]:
+def full_replay(path: Path, chunk_records: int = 1_000_000) -> tuple[int, int]:
     book, n, rows = OrderBook(), 0, 0
-    for _, chunk in iter_mbo_chunks(path):
+    for _, chunk in iter_mbo_chunks(path, chunk_records):
         out = book.apply(chunk)
         n += len(chunk)
         rows += len(out["ts_recv"])
     return n, rows
 
 
-def full_replay_pipelined(path: Path) -> tuple[int, int]:
-    """Same work, decode in a second thread (zstd and the kernel release the GIL)."""
+def full_replay_pipelined(path: Path, chunk_records: int = 1_000_000) -> tuple[int, int]:
+    """Same work, decode in a second thread (zstd and the kernel release the GIL).
+
+    Up to 4 chunks are alive at once (one applied, two queued, one being put): the
+    decoder's buffer pool takes a new buffer while a chunk is still referenced."""
     import queue
     import threading
 
@@ -233,8 +241,9 @@ def full_replay_pipelined(path: Path) -> tuple[int, int]:
 
     def produce() -> None:
         try:
-            for _, chunk in iter_mbo_chunks(path):
+            for _, chunk in iter_mbo_chunks(path, chunk_records):
                 chunks.put(chunk)
+                del chunk
         finally:
             chunks.put(None)
 
@@ -277,11 +286,11 @@ def streaming_replay_memory(records: int) -> dict:
     return res
 
 
-def databento_decode_only(path: Path) -> int:
+def databento_decode_only(path: Path, count: int = 1_000_000) -> int:
     import databento
 
     store = databento.DBNStore.from_file(str(path))
-    return sum(len(chunk) for chunk in store.to_ndarray(count=1_000_000))
+    return sum(len(chunk) for chunk in store.to_ndarray(count=count))
 
 
 def main() -> None:
@@ -290,6 +299,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-harsh", action="store_true", help="skip the secondary harsh random stream")
     ap.add_argument("--harsh-records", type=int, default=4_000_000)
+    ap.add_argument("--chunk-records", type=int, default=131_072,
+                    help="records per decoded chunk in the full replay (figure 3)")
     ap.add_argument("--memory-records", type=int, default=30_000_000,
                     help="size of the session for the streaming peak-RSS figure (0 skips it)")
     ap.add_argument("--replay-child", help=argparse.SUPPRESS)
@@ -305,6 +316,9 @@ def main() -> None:
     n = len(records)
     OrderBook().apply(records[:20_000], emit_rows=False)  # compile / load the cached kernel
     OrderBook().apply(records[:20_000])
+    warm = records[:20_000]
+    warm.flags.writeable = False  # decoded chunks are read-only: their own kernel signature
+    OrderBook().apply(warm)
 
     res: dict[str, dict] = {}
 
@@ -315,17 +329,24 @@ def main() -> None:
     put("apply_only", s, n)
     s, rows = best_of(args.repeat, lambda: apply_rows_chunked(records))
     put("apply_rows_from_memory", s, n, rows=rows)
-    # replay and Databento's decode alternate, so both see the same machine load
-    rep, dec = [], []
+    # replays and Databento's decodes alternate, so all see the same machine load
+    cr = args.chunk_records
+    timed = {
+        "full_replay": lambda: full_replay(path, cr),
+        "databento_decode_only": lambda: (databento_decode_only(path), None),
+        "full_replay_2_threads": lambda: full_replay_pipelined(path, cr),
+        "databento_decode_same_chunks": lambda: (databento_decode_only(path, cr), None),
+        "full_replay_1m_chunks": lambda: full_replay(path, 1_000_000),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in timed}
+    counts: dict[str, tuple] = {}
     for _ in range(args.repeat):
-        s, (nrep, rows) = best_of(1, lambda: full_replay(path))
-        rep.append(s)
-        s, ndec = best_of(1, lambda: databento_decode_only(path))
-        dec.append(s)
-    put("full_replay", min(rep), nrep, rows=rows)
-    put("databento_decode_only", min(dec), ndec)
-    s, (npipe, prow) = best_of(args.repeat, lambda: full_replay_pipelined(path))
-    put("full_replay_2_threads", s, npipe, rows=prow)
+        for name, fn in timed.items():
+            s, counts[name] = best_of(1, fn)
+            runs[name].append(s)
+    for name, (count, nrows) in counts.items():
+        extra = {"rows": nrows} if nrows is not None else {}
+        put(name, min(runs[name]), count, seconds_range=[round(min(runs[name]), 3), round(max(runs[name]), 3)], **extra)
     harsh_src = None
     if not args.no_harsh:
         harsh = synthetic_stream(args.harsh_records, 2, 40_000)
@@ -336,6 +357,8 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     big = streaming_replay_memory(args.memory_records) if args.memory_records else None
     ratio = res["full_replay"]["records_per_s"] / res["databento_decode_only"]["records_per_s"]
+    ratio_2t = res["full_replay_2_threads"]["records_per_s"] / res["databento_decode_only"]["records_per_s"]
+    ratio_same = res["full_replay"]["records_per_s"] / res["databento_decode_same_chunks"]["records_per_s"]
 
     q = book.quality()
     now = dt.datetime.now(dt.timezone.utc)
@@ -351,16 +374,21 @@ def main() -> None:
     lines = (
         ("apply_only", "L3 book + quality counters + top-10 tracking, no rows, no decode"),
         ("apply_rows_from_memory", "the above + MBP-10 row columns, 1 M-record chunks, no decode"),
-        ("full_replay", "zstd + DBN decode (iter_mbo_chunks) + apply + MBP-10 rows"),
+        ("full_replay", f"zstd + DBN decode (iter_mbo_chunks, {cr:,}-record chunks) + apply + MBP-10 rows"),
+        ("full_replay_1m_chunks", "the same with 1 M-record chunks"),
+        ("full_replay_2_threads", f"full replay ({cr:,}-record chunks) with decode in a 2nd thread (2 cores)"),
         ("databento_decode_only", "DBNStore.from_file + to_ndarray(count=1M), no book"),
-        ("full_replay_2_threads", "full replay with decode in a 2nd thread (uses 2 cores)"),
+        ("databento_decode_same_chunks", f"DBNStore.from_file + to_ndarray(count={cr:,}), no book"),
         ("harsh_apply_only", f"apply-only on {harsh_src}"),
     )
     for name, what in lines:
         if name in res:
             r = res[name]
-            print(f"{name:34s} {r['records_per_s'] / 1e6:12.2f} {r['seconds']:8.3f}  {what}")
-    print(f"full replay / Databento decode-only = {ratio:.2f}   (best of {args.repeat} each, one core)")
+            spread = f" [runs {r['seconds_range'][0]:.2f}-{r['seconds_range'][1]:.2f} s]" if "seconds_range" in r else ""
+            print(f"{name:34s} {r['records_per_s'] / 1e6:12.2f} {r['seconds']:8.3f}  {what}{spread}")
+    print(f"full replay / Databento decode-only (count=1M) = {ratio:.2f}   (best of {args.repeat} each, one core)")
+    print(f"  2-thread replay / Databento decode-only (count=1M) = {ratio_2t:.2f};"
+          f" full replay / Databento decode-only (count={cr:,}) = {ratio_same:.2f}")
     print(f"peak RSS  {peak_mb:,.0f} MB (whole process, decoded session in memory included)")
     if big:
         print(f"big day   {big['records']:,} records replayed streaming (decode + apply + {big['rows']:,} rows, "
@@ -369,7 +397,10 @@ def main() -> None:
     record = {
         "benchmark": "book", "date": now.isoformat(timespec="seconds"), "machine": machine,
         "input": source, "harsh_input": harsh_src, "repeat": args.repeat, "results": res,
-        "ratio_full_replay_vs_databento_decode": round(ratio, 3), "peak_rss_mb": round(peak_mb),
+        "ratio_full_replay_vs_databento_decode": round(ratio, 3),
+        "ratio_2_threads_vs_databento_decode": round(ratio_2t, 3),
+        "ratio_full_replay_vs_databento_same_chunks": round(ratio_same, 3),
+        "chunk_records": cr, "peak_rss_mb": round(peak_mb),
         "streaming_big_day": big,
     }
     out = HERE / "results"
