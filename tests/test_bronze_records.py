@@ -208,3 +208,31 @@ def test_render_markdown_lists_the_contract():
     assert "### `bronze.mbo` — partitioned by session_date, underlier, instrument_type" in md
     assert "| order_id | int64 |" in md
     assert "| session_dates | list<item: date32[day]> |" in md
+
+
+def test_prefetch_keeps_order_raises_the_producers_error_and_stops_early():
+    from mbolake.prefetch import prefetch
+
+    assert list(prefetch(range(100), depth=2)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise RuntimeError("decode failed in chunk 2")
+
+    got = []
+    with pytest.raises(RuntimeError, match="chunk 2"):
+        for item in prefetch(failing(), depth=2):
+            got.append(item)
+    assert got == [1]
+
+    produced = []
+
+    def endless():
+        for i in range(10**9):
+            produced.append(i)
+            yield i
+
+    stream = prefetch(endless(), depth=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()  # the consumer stops: the producer stops within its put timeout
+    assert len(produced) <= 3 + 2 + 1

@@ -11,9 +11,7 @@ SHA-256 in the table history and records the file as ingested instead of landing
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
-from queue import Full, Queue
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .. import delta_tables, landing
+from ..prefetch import prefetch
 from ..bronze_records import FileContext, to_bronze_table
 from ..calendar import days_to_dates
 from ..context import Context
@@ -173,47 +172,6 @@ class BronzeProcessDBN:
             return FileOutcome(source, sha, "quarantined", f"{reason}: {detail}")
         days = days_to_dates(sorted(counted["days"]))
         return FileOutcome(source, sha, "ingested", "", counted["records"], days)
-
-
-def prefetch(items, depth: int):
-    """Produce ``items`` on a background thread, at most ``depth`` ahead of the consumer.
-
-    Decoding and Arrow conversion (numpy, zstd: they release the GIL) overlap with the
-    Parquet encoding of the writer, which pulls batches from this generator. Memory stays
-    bounded by ``depth`` chunks. An exception of the producer is raised to the consumer.
-    """
-    done = object()
-    queue: Queue = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        queue.put(item, timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
-                    return
-            queue.put(done)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            queue.put(exc)
-
-    worker = threading.Thread(target=produce, name="bronze-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = queue.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=5)
 
 
 def _manifest_row(path: Path, source: str, sha: str, underlier: str, instrument_type: str, batch_id: str, started_ns: int) -> dict:

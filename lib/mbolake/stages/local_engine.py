@@ -19,8 +19,6 @@ them (notebooks, the training snapshot, streaming).
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from urllib.parse import unquote
 
@@ -32,6 +30,7 @@ import pyarrow.fs as pafs
 
 from .. import delta_tables
 from ..context import Context
+from ..prefetch import prefetch
 from ..schemas import Table, check_schema
 
 ENGINES = ("local", "spark")
@@ -212,44 +211,9 @@ def replace(ctx: Context, table: Table, parts: Iterable[pa.Table | pa.RecordBatc
 
 
 def produced_in_thread(parts: Iterable, depth: int = 2) -> Iterator:
-    """Iterate ``parts`` on a producer thread, ``depth`` items ahead.
-
-    delta-rs pulls the batches it writes from inside its own async runtime; a producer that
-    reads Delta itself (delta-rs again) must not run on that thread. It also lets the next
-    group's kernel run while the writer encodes the previous one (two cores).
-    """
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for item in parts:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(done)
-        except BaseException as error:  # handed to the consumer, raised there
-            items.put(error)
-
-    thread = threading.Thread(target=produce, name="mbolake-stage-producer", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+    """``parts`` produced on their own thread (see ``mbolake.prefetch``): delta-rs pulls the
+    batches it writes from inside its runtime, and the producer reads Delta itself."""
+    return prefetch(parts, depth, name="mbolake-stage-producer")
 
 
 def read_rows(ctx: Context, table: Table, where: ds.Expression | None = None,
