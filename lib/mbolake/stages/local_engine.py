@@ -38,8 +38,7 @@ ROW_GROUP_ROWS = 256 * 1024
 TARGET_FILE_BYTES = 64 << 20
 # String columns read as Arrow dictionaries: grouping and one-character codes work on the indices.
 DICTIONARY_COLUMNS = ("contract_id", "action", "side", "symbol", "venue", "underlier", "instrument_type",
-                      "source_file", "ingest_batch_id",
-                      "session_phase", "level_type")
+                      "source_file", "ingest_batch_id", "session_phase", "level_type")
 
 
 def stage_engine(ctx: Context, engine: str | None = None) -> str:
@@ -203,7 +202,7 @@ def replace(ctx: Context, table: Table, parts: Iterable[pa.Table | pa.RecordBatc
         predicate=where,
         partition_by=list(table.partition_by) or None,
         commit_properties=CommitProperties(custom_metadata={"userMetadata": lineage_json}),
-        # Row groups and files bounded so the writer's buffers stay small next to the session.
+        # Bounded row groups and files: a reader filtering by contract skips by their statistics.
         writer_properties=WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS),
         target_file_size=TARGET_FILE_BYTES,
         storage_options=delta_tables.storage_options(),
