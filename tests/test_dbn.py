@@ -309,12 +309,17 @@ def _zstd_frames(data: bytes, cuts: list[int]) -> bytes:
     return b"".join(zstandard.ZstdCompressor(level=3).compress(data[a:b]) for a, b in zip(bounds, bounds[1:]))
 
 
-def test_concatenated_frames_all_read_even_when_small(v3, tmp_path):
+def _plain_file_bytes(v3, tmp_path, tiles: int):
+    """(records, bytes of an uncompressed DBN file holding them): the fixture tiled ``tiles`` times."""
     header, records = v3
-    big = tiled(records, 3_000)
+    big = tiled(records, tiles)
     plain = tmp_path / "plain.mbo.dbn"
     dbn.write_mbo_file(plain, es_metadata(header), [big])
-    data = plain.read_bytes()
+    return big, plain.read_bytes()
+
+
+def test_concatenated_frames_all_read_even_when_small(v3, tmp_path):
+    big, data = _plain_file_bytes(v3, tmp_path, 3_000)
     # tiny frames (several inside one read block) and big ones, cut mid-record too
     for cuts in ([10, 200, 201, 5_000], list(range(1_000, len(data), 3_001)), [len(data) // 2]):
         path = tmp_path / "frames.mbo.dbn.zst"
@@ -325,11 +330,7 @@ def test_concatenated_frames_all_read_even_when_small(v3, tmp_path):
 
 
 def test_zst_cut_anywhere_inside_a_frame_is_truncated(v3, tmp_path):
-    header, records = v3
-    big = tiled(records, 20_000)
-    plain = tmp_path / "plain.mbo.dbn"
-    dbn.write_mbo_file(plain, es_metadata(header), [big])
-    data = plain.read_bytes()
+    big, data = _plain_file_bytes(v3, tmp_path, 20_000)
     whole = _zstd_frames(data, [len(data) // 3])
     first = len(_zstd_frames(data[: len(data) // 3], []))
     cut = tmp_path / "cut.mbo.dbn.zst"
@@ -341,7 +342,7 @@ def test_zst_cut_anywhere_inside_a_frame_is_truncated(v3, tmp_path):
         assert info.value.reason == "truncated", at
     # cut exactly between the two frames: a valid zstd stream, but the records stop mid-record
     cut.write_bytes(whole[:first])
-    if (len(data) // 3 - len(es_metadata(header))) % dbn.MBO_RECORD_BYTES:
+    if (len(data) // 3 - len(es_metadata(v3[0]))) % dbn.MBO_RECORD_BYTES:
         assert _reason(cut) == "truncated"
 
 
