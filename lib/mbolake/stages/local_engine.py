@@ -221,7 +221,6 @@ def read_rows(ctx: Context, table: Table, where: ds.Expression | None = None,
     return plain_table(PinnedTable(ctx, table, "a stage summary").read(columns, where))
 
 
-
 def pairs_filter(keys) -> ds.Expression:
     """A pyarrow filter covering exactly these (contract_id, session_date) pairs (twin of
     ``common.pairs_predicate``)."""

@@ -31,18 +31,13 @@ from .local_engine import stage_engine
 CHUNK_RECORDS = 1_000_000  # records per kernel call: bounded row memory, warm output pages
 KERNEL_COLUMNS = ["ts_recv", "ts_event", "publisher_id", "instrument_id", "action", "side", "price", "size",
                   "order_id", "flags", "sequence", "channel_id", "record_index"]
+GROUP_INPUT_COLUMNS = ["contract_id", "session_date", *KERNEL_COLUMNS]  # what a stage reads per group
 
 
-def _char_codes(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """One-character string column (plain or dictionary) -> ASCII codes (uint8), through its few
-    distinct values."""
-    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    parts = [np.zeros(0, np.uint8)]
-    for chunk in chunks:
-        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
-        lookup = np.array([ord(v) if v else 0 for v in encoded.dictionary.to_pylist()] + [0], dtype=np.uint8)
-        parts.append(lookup[encoded.indices.to_numpy(zero_copy_only=False)])
-    return np.concatenate(parts)
+def _char_codes(column: pa.ChunkedArray) -> np.ndarray:
+    """One-character string column (plain or dictionary) -> ASCII codes (uint8)."""
+    codes, values = local_engine.category_codes(column)
+    return np.array([ord(v) if v else 0 for v in values], dtype=np.uint8)[codes]
 
 
 def _string_column(codes: np.ndarray) -> pa.Array:
@@ -128,17 +123,21 @@ def _quality_group(table: pa.Table, data_version: str) -> pa.Table:
     return quality_table(book, *_group_keys(table), data_version)
 
 
+def kernel_chunks(cols: dict[str, np.ndarray], chunk_records: int = CHUNK_RECORDS):
+    """Kernel columns in consecutive slices of at most ``chunk_records`` records (views)."""
+    for first in range(0, len(cols["ts_recv"]), chunk_records):
+        yield {name: col[first:first + chunk_records] for name, col in cols.items()}
+
+
 def replay_group(table: pa.Table, contract_id: str, session_date, data_version: str, quality: list,
                  chunk_records: int = CHUNK_RECORDS):
     """One contract-session replayed in chunks: yields its MBP-10 rows (Arrow) chunk by chunk
     and appends its quality counters to ``quality`` at the end (one kernel pass for both)."""
     from ..book import OrderBook
 
-    cols = kernel_input(table)
     book = OrderBook()
-    n = len(cols["ts_recv"])
-    for start in range(0, n, chunk_records):
-        rows = book.apply({name: col[start:start + chunk_records] for name, col in cols.items()})
+    for chunk in kernel_chunks(kernel_input(table), chunk_records):
+        rows = book.apply(chunk)
         if len(rows["ts_recv"]):
             yield mbp10_table(rows, contract_id, session_date)
     quality.append(quality_table(book, contract_id, session_date, data_version))
@@ -195,7 +194,7 @@ class SilverRebuildOrderBook:
 
         def states():
             for session_date in sorted(keys["session_date"].unique()):
-                session = bronze.read(["contract_id", "session_date", *KERNEL_COLUMNS],
+                session = bronze.read(GROUP_INPUT_COLUMNS,
                                       chosen & (pc.field("session_date") == pa.scalar(session_date, pa.date32())))
                 for contract_id, rows in local_engine.split_by(session, "contract_id"):
                     yield from replay_group(rows, contract_id, session_date, lineage_json, quality)
@@ -214,7 +213,7 @@ class SilverRebuildOrderBook:
         bronze = in_dates(bronze.where(F.col("underlier") == underlier), start_date, end_date)
         if not include_spreads:
             bronze = bronze.where(F.col("instrument_type") != "SPREAD")
-        bronze = bronze.select("contract_id", "session_date", *KERNEL_COLUMNS)
+        bronze = bronze.select(*GROUP_INPUT_COLUMNS)
         lineage_json = data_version(ctx, {BRONZE_MBO.name: bronze_version})
         grouped = bronze.groupBy("contract_id", "session_date")
         # The quality pass (kernel without rows) also tells which contract-sessions exist.

@@ -27,7 +27,7 @@ from ..schemas import (BAR_5S, FEATURE_PRIMITIVES, MBO_NORMALIZED, ORDERBOOK_STA
 from . import local_engine
 from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
 from .local_engine import stage_engine
-from .silver_book import CHUNK_RECORDS, kernel_input
+from .silver_book import GROUP_INPUT_COLUMNS, kernel_chunks, kernel_input
 
 PRICE_SCALE = 1e-9
 
@@ -186,7 +186,7 @@ class SilverComputeBar5sFeatures:
 
         def bars():
             for key in _one_row_frames(keys):
-                yield session_bars(mbo.read(BAR_INPUT_COLUMNS, local_engine.pairs_filter(key)), product,
+                yield session_bars(mbo.read(GROUP_INPUT_COLUMNS, local_engine.pairs_filter(key)), product,
                                    self.window, lineage)
 
         if not keys.empty:
@@ -197,17 +197,13 @@ class SilverComputeBar5sFeatures:
         front, version = _front_month(ctx, underlier, start_date, end_date)
         lineage = data_version(ctx, {MBO_NORMALIZED.name: version})
         window = self.window
-        front = front.select(*BAR_INPUT_COLUMNS)
+        front = front.select(*GROUP_INPUT_COLUMNS)
         bars = front.groupBy("contract_id", "session_date").applyInArrow(
             lambda table: session_bars(table, product, window, lineage), spark_schema(BAR_5S))
         keys = front.groupBy("contract_id", "session_date").count().toPandas().rename(columns={"count": "rows"})
         if not keys.empty:
             replace_rows(ctx, BAR_5S, bars, pairs_predicate(keys), lineage)
         return keys, lineage
-
-
-BAR_INPUT_COLUMNS = ["contract_id", "session_date", "ts_recv", "ts_event", "publisher_id", "instrument_id", "action",
-                     "side", "price", "size", "order_id", "flags", "sequence", "channel_id", "record_index"]
 
 
 def session_bars(table, product, window: SilverFilterFirst4Hours, lineage: str):
@@ -223,10 +219,7 @@ def session_bars(table, product, window: SilverFilterFirst4Hours, lineage: str):
     start, end = window.bounds(session, product.timezone)
     builder = BarBuilder(BarParams(window_start_ns=start, window_end_ns=end, tick_size=product.tick_size))
     book = OrderBook()
-    parts = []
-    for first in range(0, len(cols["ts_recv"]), CHUNK_RECORDS):
-        chunk = {name: col[first:first + CHUNK_RECORDS] for name, col in cols.items()}
-        parts.append(builder.apply(chunk, book.apply(chunk)))
+    parts = [builder.apply(chunk, book.apply(chunk)) for chunk in kernel_chunks(cols)]
     bars = pd.concat([*parts, builder.finish()], ignore_index=True)
     keys = pd.DataFrame({"contract_id": contract_id, "session_date": [session] * len(bars),
                          "bar_ts": bars["bar_ts"].to_numpy(np.int64)})
@@ -261,7 +254,7 @@ class SilverExtractLevelApproach2m:
         t0 = time.perf_counter()
         product = get_product(underlier)
         run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
-        keys, lineage, bars_in = run(ctx, product, underlier, start_date, end_date)
+        keys, lineage = run(ctx, product, underlier, start_date, end_date)
         if keys.empty:
             return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
                                 notes=["no bars with session levels in the range: run the bar and level stages first"])
@@ -273,6 +266,7 @@ class SilverExtractLevelApproach2m:
                                         ["contract_id", "session_date", "levels_complete", "empty_windows"]).to_pandas()
         notes = [f"{r.contract_id} {r.session_date}: levels of the {r.empty_windows} window skipped (no data)"
                  for r in levels[~levels["levels_complete"]].itertuples()]
+        bars_in = local_engine.read_rows(ctx, BAR_5S, local_engine.pairs_filter(keys), ["session_date"]).num_rows
         return StageSummary(self.name, bars_in, len(written), time.perf_counter() - t0, json.loads(lineage),
                             episodes, notes)
 
@@ -284,14 +278,12 @@ class SilverExtractLevelApproach2m:
                                      MBO_NORMALIZED.name: mbo.version})
         level_rows = levels.read(None, local_engine.pairs_filter(front_keys)).to_pandas().drop(columns="data_version")
         keys = front_keys.merge(level_rows[["contract_id", "session_date"]], on=["contract_id", "session_date"])
-        bars_in = [0]
 
         def primitives():
             for key in _one_row_frames(keys):
                 where = local_engine.pairs_filter(key)
                 bar_pdf = bars.read(None, where).to_pandas().drop(columns="data_version").merge(
                     level_rows, on=["contract_id", "session_date"])
-                bars_in[0] += len(bar_pdf)
                 trades = mbo.read(TRADE_COLUMNS, where & (pc.field("action") == "T")).to_pandas()
                 if not bar_pdf.empty:
                     yield local_engine.arrow_rows(session_primitives(bar_pdf, trades, product, self.window, lineage),
@@ -299,7 +291,7 @@ class SilverExtractLevelApproach2m:
 
         if not keys.empty:
             local_engine.replace(ctx, FEATURE_PRIMITIVES, primitives(), pairs_predicate(keys), lineage)
-        return keys, lineage, bars_in[0]
+        return keys, lineage
 
     def _run_spark(self, ctx: Context, product, underlier, start_date, end_date):
         from pyspark.sql import functions as F
@@ -322,10 +314,10 @@ class SilverExtractLevelApproach2m:
 
         out = bars.groupBy(*keys).cogroup(trades.groupBy(*keys)).applyInPandas(
             primitives_of, spark_schema(FEATURE_PRIMITIVES))
-        session_keys = bars.groupBy(*keys).count().toPandas()
+        session_keys = bars.select(*keys).distinct().toPandas()
         if not session_keys.empty:
             replace_rows(ctx, FEATURE_PRIMITIVES, out, pairs_predicate(session_keys), lineage)
-        return session_keys, lineage, int(session_keys["count"].sum()) if not session_keys.empty else 0
+        return session_keys, lineage
 
 
 TRADE_COLUMNS = ["contract_id", "session_date", "ts_recv", "price", "size", "record_index"]
