@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
+from .kernel import UNDEF
+
 # field -> dtype the kernel reads (u64 fields are viewed as int64 without copying)
 FIELDS = (
     ("ts_recv", np.int64), ("ts_event", np.int64), ("publisher_id", np.uint16),
@@ -25,9 +27,6 @@ def _char_codes(col: np.ndarray) -> np.ndarray:
     return col.astype(np.uint8, copy=False)
 
 
-UNDEF_PRICE = np.iinfo(np.int64).max  # mbolake.dbn.UNDEF_PRICE
-
-
 def _float_prices(col: np.ndarray) -> np.ndarray:
     """Float prices (Arrow/pandas turn a nullable int64 column into float64 with NaN) ->
     int64, a null (NaN, or any non-finite value) -> the undefined-price sentinel."""
@@ -35,7 +34,7 @@ def _float_prices(col: np.ndarray) -> np.ndarray:
     if not bad.any():
         return col.astype(np.int64)
     out = np.where(bad, 0.0, col).astype(np.int64)
-    out[bad] = UNDEF_PRICE
+    out[bad] = UNDEF
     return out
 
 
