@@ -33,9 +33,15 @@ class OrderBook:
     the same either way.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, row_blocks: int = 2) -> None:
+        """``row_blocks``: output blocks kept for reuse. Two suffice for ``rows =
+        book.apply(chunk)``; a caller that keeps more chunks' rows alive at once (a writer
+        queue) passes more, so the book keeps writing into warm memory."""
+        if row_blocks < 1:
+            raise ValueError(f"row_blocks must be >= 1, got {row_blocks}")
         self._st = BookState()
         self._outs: list[RowBlocks] = []
+        self._row_blocks = row_blocks
 
     # ---- feeding ----
     def apply(self, records, every_record: bool = False, emit_rows: bool = True) -> dict[str, np.ndarray]:
@@ -53,12 +59,12 @@ class OrderBook:
         if not emit_rows:
             out = RowBlocks(0)
         else:
-            # reuse an output block whose rows the caller has dropped; two are kept because
-            # ``rows = book.apply(chunk)`` still holds the previous rows during the call
+            # reuse an output block whose rows the caller has dropped (``rows =
+            # book.apply(chunk)`` still holds the previous rows during the call)
             out = next((o for o in self._outs if o.cap >= cap and o.free()), None)
             if out is None:
                 out = RowBlocks(cap)
-                self._outs = (self._outs + [out])[-2:]
+                self._outs = (self._outs + [out])[-self._row_blocks:]
         st = self._st
         for rec in blocks:
             i = 0
@@ -85,6 +91,7 @@ class OrderBook:
         book = cls.__new__(cls)
         book._st = BookState.from_bytes(data)
         book._outs = []
+        book._row_blocks = 2
         return book
 
     # ---- views ----
