@@ -16,6 +16,8 @@ Figures, each the best of ``--repeat`` runs on one core:
    building the MBP-10 row columns, from a fresh book, one thread. Also the same with
    1 M-record chunks (``full_replay_1m_chunks``, the default of ``iter_mbo_chunks``) and
    with the decode in a second thread (``full_replay_2_threads``, two cores).
+   And ``mbolake book replay --out`` (``book_replay.replay``): the same replay writing the
+   rows to a zstd Parquet file, the writer on a second thread (once, wall clock).
 4. Databento decode-only on the same file: ``DBNStore.from_file(path).to_ndarray(count=1_000_000)``
    (the reference of the goal ratio) and with ``count=chunk_records`` (the replay's chunking).
    The replays and Databento's decodes alternate within each repeat, so all see the same load.
@@ -36,12 +38,14 @@ import json
 import os
 import platform
 import resource
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
+from mbolake import book_replay
 from mbolake.book import OrderBook
 from mbolake.dbn import F_LAST, MBO_DTYPE, RTYPE_MBO, iter_mbo_chunks, read_mbo
 
@@ -347,6 +351,10 @@ def main() -> None:
     for name, (count, nrows) in counts.items():
         extra = {"rows": nrows} if nrows is not None else {}
         put(name, min(runs[name]), count, seconds_range=[round(min(runs[name]), 3), round(max(runs[name]), 3)], **extra)
+    with tempfile.TemporaryDirectory() as tmp:  # the CLI's path: replay + Parquet on 2 threads
+        out_file = Path(tmp) / "mbp10.parquet"
+        s, result = best_of(1, lambda: book_replay.replay(path, out_file))
+        put("replay_to_parquet", s, result.records, rows=result.rows, parquet_bytes=out_file.stat().st_size)
     harsh_src = None
     if not args.no_harsh:
         harsh = synthetic_stream(args.harsh_records, 2, 40_000)
@@ -377,6 +385,7 @@ def main() -> None:
         ("full_replay", f"zstd + DBN decode (iter_mbo_chunks, {cr:,}-record chunks) + apply + MBP-10 rows"),
         ("full_replay_1m_chunks", "the same with 1 M-record chunks"),
         ("full_replay_2_threads", f"full replay ({cr:,}-record chunks) with decode in a 2nd thread (2 cores)"),
+        ("replay_to_parquet", "`mbolake book replay --out`: the full replay + Parquet (zstd) on a 2nd thread"),
         ("databento_decode_only", "DBNStore.from_file + to_ndarray(count=1M), no book"),
         ("databento_decode_same_chunks", f"DBNStore.from_file + to_ndarray(count={cr:,}), no book"),
         ("harsh_apply_only", f"apply-only on {harsh_src}"),

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from ..calendar import local_ns
 from ..context import Context
 from ..products import get_product
-from ..schemas import BRONZE_MBO, MBO_NORMALIZED
+from ..schemas import BRONZE_MBO, MBO_NORMALIZED, spark_schema
 from . import local_engine
 from .common import data_version, in_dates, read_pinned, replace_rows
 from .local_engine import category_codes, stage_engine
@@ -203,23 +203,36 @@ class SilverNormalizeMBO:
         bronze = in_dates(bronze.where(F.col("underlier") == underlier), start_date, end_date)
         bronze = bronze.withColumn("session_phase", session_phase_column(product))
         lineage_json = data_version(ctx, {BRONZE_MBO.name: version})
+        # every session read is replaced, as on the local engine: one without an outright
+        # contract (spreads only) keeps no rows, not the rows of an earlier run
+        sessions = [row.session_date for row in bronze.select("session_date").distinct().collect()]
+        if not sessions:
+            return pd.DataFrame(), lineage_json
         selection = self._select_front(bronze)
         if selection.empty:
-            return selection, lineage_json
+            out = ctx.spark.createDataFrame([], spark_schema(MBO_NORMALIZED))
+        else:
+            out = self._tagged_rows(ctx, bronze, selection, product, include_spreads)
+        replace_rows(ctx, MBO_NORMALIZED, out, _sessions_predicate(underlier, sessions), lineage_json)
+        return selection, lineage_json
+
+    def _tagged_rows(self, ctx: Context, bronze, selection: pd.DataFrame, product, include_spreads: bool):
+        from pyspark.sql import functions as F
+
         chosen = ctx.spark.createDataFrame(selection[["session_date", "contract_id", "front_month_dominance"]])
         outright = bronze.join(F.broadcast(chosen.drop("front_month_dominance")), ["session_date", "contract_id"], "left_semi")
         keep = outright.withColumn("is_front_month", F.lit(True))
-        if include_spreads:
-            spreads = bronze.where(F.col("instrument_type") == "SPREAD").withColumn("is_front_month", F.lit(False))
+        if include_spreads:  # of the sessions that have a front month, as on the local engine
+            spreads = (bronze.where(F.col("instrument_type") == "SPREAD")
+                       .join(F.broadcast(chosen.select("session_date")), "session_date", "left_semi")
+                       .withColumn("is_front_month", F.lit(False)))
             keep = keep.unionByName(spreads)
         dominance = chosen.select("session_date", "front_month_dominance")
-        out = (keep.join(F.broadcast(dominance), "session_date", "left")
-               .withColumn("roll_contaminated", F.coalesce(F.col("front_month_dominance") < self.roll_threshold, F.lit(True)))
-               .withColumn("ts_event_local", F.from_utc_timestamp(F.timestamp_micros(_micros("ts_event")),
-                                                                   product.timezone).cast("timestamp_ntz"))
-               .select(*MBO_NORMALIZED.schema.names))
-        replace_rows(ctx, MBO_NORMALIZED, out, _sessions_predicate(underlier, selection["session_date"]), lineage_json)
-        return selection, lineage_json
+        return (keep.join(F.broadcast(dominance), "session_date", "left")
+                .withColumn("roll_contaminated", F.coalesce(F.col("front_month_dominance") < self.roll_threshold, F.lit(True)))
+                .withColumn("ts_event_local", F.from_utc_timestamp(F.timestamp_micros(_micros("ts_event")),
+                                                                    product.timezone).cast("timestamp_ntz"))
+                .select(*MBO_NORMALIZED.schema.names))
 
     def _select_front(self, bronze) -> pd.DataFrame:
         from pyspark.sql import functions as F
