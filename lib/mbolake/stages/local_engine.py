@@ -19,6 +19,8 @@ them (notebooks, the training snapshot, streaming).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Iterable, Iterator
 from urllib.parse import unquote
 
@@ -103,11 +105,9 @@ def _true_if_none(expression: ds.Expression | None) -> ds.Expression:
 
 
 def all_of(conditions: Iterable[ds.Expression | None]) -> ds.Expression | None:
-    out = None
-    for cond in conditions:
-        if cond is not None:
-            out = cond if out is None else out & cond
-    return out
+    """AND of the filters given (None ones skipped); None, i.e. no filter, when none is given."""
+    present = [cond for cond in conditions if cond is not None]
+    return functools.reduce(operator.and_, present) if present else None
 
 
 def group_keys(table: pa.Table):
@@ -230,10 +230,8 @@ def pairs_filter(keys) -> ds.Expression:
 
 
 def _any_of(conditions: Iterable[ds.Expression]) -> ds.Expression:
-    out = None
-    for cond in conditions:
-        out = cond if out is None else out | cond
-    return out if out is not None else pc.scalar(False)
+    """OR of the filters; matches nothing when none is given."""
+    return functools.reduce(operator.or_, conditions, pc.scalar(False))
 
 
 def arrow_rows(pdf, table: Table) -> pa.Table:
