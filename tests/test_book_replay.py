@@ -94,3 +94,12 @@ def test_a_truncated_file_fails_naming_it_and_writes_nothing(session_file, tmp_p
 
     assert str(cut) in capsys.readouterr().err
     assert not out.exists() and list(tmp_path.iterdir()) == [cut]  # no partial output left
+
+
+def test_an_instrument_absent_from_the_file_gives_an_empty_file_with_every_column(session_file, tmp_path):
+    out = tmp_path / "none.parquet"
+    result = replay(session_file, out, instrument_id=999_999_999)
+    assert result.records == 0 and result.rows == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 0 and table.column_names == list(MBP10_COLUMNS)
+    assert str(table.schema.field("action").type) == "string"

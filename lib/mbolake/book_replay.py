@@ -54,41 +54,43 @@ def replay(path: str | Path, out: str | Path | None, every_record: bool = False,
     """
     # blocks alive at once: one being filled, one waiting to be queued, the queue, the writer's
     book = OrderBook(row_blocks=WRITE_QUEUE + 3)
-    counts = {"records": 0, "rows": 0}
-    symbols: dict[int, str] = {}
 
-    def row_tables():
+    def replayed_chunks():
+        """(file header, records applied, their rows as Arrow or None without ``out``)"""
         for header, chunk in iter_mbo_chunks(path, chunk_records):
-            if not symbols:
-                symbols.update({iid: ivs[-1].raw_symbol for iid, ivs in header.instruments.items()})
             if instrument_id is not None:
                 chunk = chunk[chunk["instrument_id"] == instrument_id]
-            counts["records"] += len(chunk)
             cols = book.apply(chunk, every_record=every_record, emit_rows=out is not None)
-            counts["rows"] += len(cols["ts_recv"])
-            if out is not None and len(cols["ts_recv"]):
-                yield arrow_rows(cols)
+            yield header, len(chunk), None if out is None else arrow_rows(cols)
 
     t0 = time.perf_counter()
     # written under a temporary name and renamed at the end: a failed replay (a corrupt
     # file) leaves no partial output that could pass for a whole day
     partial = None if out is None else Path(out).with_name(Path(out).name + ".partial")
     writer = None
+    records = rows = 0
+    symbols: dict[int, str] = {}
     try:
-        for table in prefetch(row_tables(), WRITE_QUEUE, name="mbolake-book-replay"):
+        for header, n, table in prefetch(replayed_chunks(), WRITE_QUEUE, name="mbolake-book-replay"):
+            symbols = symbols or {iid: ivs[-1].raw_symbol for iid, ivs in header.instruments.items()}
+            records += n
+            if table is None:
+                continue
             if writer is None:
                 partial.parent.mkdir(parents=True, exist_ok=True)
                 writer = pq.ParquetWriter(str(partial), table.schema, compression="zstd",
                                          use_dictionary=DICTIONARY_COLUMNS)
-            writer.write_table(table)
+            if table.num_rows:
+                writer.write_table(table)
+                rows += table.num_rows
     except BaseException:
         if writer is not None:
             writer.close()
             partial.unlink(missing_ok=True)
         raise
-    if writer is not None:
+    if writer is not None:  # an empty day still gets its (empty) file
         writer.close()
         os.replace(partial, out)
     quality = book.quality()
     quality.insert(2, "symbol", quality["instrument_id"].map(lambda i: symbols.get(int(i), "")))
-    return ReplayResult(counts["records"], counts["rows"], time.perf_counter() - t0, quality, symbols)
+    return ReplayResult(records, rows, time.perf_counter() - t0, quality, symbols)
