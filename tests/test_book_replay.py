@@ -6,6 +6,8 @@ import datetime as dt
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mbolake import synth
 from mbolake.book import MBP10_COLUMNS, OrderBook
@@ -103,3 +105,38 @@ def test_an_instrument_absent_from_the_file_gives_an_empty_file_with_every_colum
     table = pq.read_table(out)
     assert table.num_rows == 0 and table.column_names == list(MBP10_COLUMNS)
     assert str(table.schema.field("action").type) == "string"
+
+
+def test_feed_order_slices_put_permuted_blocks_back_in_order():
+    from mbolake.stages.silver_book import feed_order_slices
+
+    ts = np.array([5, 6, 7, 1, 2, 3, 8, 9])
+    assert feed_order_slices(ts, np.zeros(8, np.int64)) == [(3, 6), (0, 3), (6, 8)]
+    assert feed_order_slices(np.array([1, 2, 3]), np.arange(3)) == [(0, 3)]
+    # equal ts_recv: record_index decides
+    assert feed_order_slices(np.array([4, 4, 1, 4]), np.array([1, 2, 0, 3])) == [(2, 3), (0, 2), (3, 4)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 3)), min_size=1, max_size=200),
+       st.lists(st.integers(1, 30), min_size=1, max_size=12), st.randoms(use_true_random=False))
+def test_feed_order_slices_equal_a_stable_sort(keys, block_sizes, rnd):
+    """Sorted data cut into blocks and shuffled (what Delta writers do), plus arbitrary data:
+    the slices give exactly the order of ``np.lexsort`` (stable, duplicates included)."""
+    from mbolake.stages.silver_book import MAX_FEED_SLICES, feed_order_slices
+
+    for shuffled_blocks in (True, False):
+        rows = sorted(keys) if shuffled_blocks else list(keys)
+        if shuffled_blocks:
+            blocks, at = [], 0
+            for size in block_sizes * (len(rows) // sum(block_sizes) + 1):
+                blocks.append(rows[at:at + size])
+                at += size
+            rnd.shuffle(blocks)
+            rows = [row for block in blocks for row in block]
+        ts = np.array([r[0] for r in rows], np.int64)
+        index = np.array([r[1] for r in rows], np.int64)
+        slices = feed_order_slices(ts, index)
+        assert slices is not None or len(rows) > MAX_FEED_SLICES
+        order = np.concatenate([np.arange(a, b) for a, b in slices])
+        np.testing.assert_array_equal(order, np.lexsort((index, ts)))

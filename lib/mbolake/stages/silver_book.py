@@ -55,12 +55,61 @@ def _constant(value, n: int, type_: pa.DataType) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], type=type_)).cast(type_)
 
 
+MAX_FEED_SLICES = 4096  # beyond this many pieces a full sort is simpler
+
+
+def _run_end(ts: np.ndarray, index: np.ndarray, start: int, stop: int, key: tuple, inclusive: bool) -> int:
+    """First row of the sorted run ``[start, stop)`` whose ``(ts_recv, record_index)`` is past ``key``
+    (``>`` with ``inclusive``, else ``>=``)."""
+    key_ts, key_index = key
+    lo = start + int(np.searchsorted(ts[start:stop], key_ts, "left"))
+    hi = start + int(np.searchsorted(ts[start:stop], key_ts, "right"))
+    return lo + int(np.searchsorted(index[lo:hi], key_index, "right" if inclusive else "left"))
+
+
+def feed_order_slices(ts: np.ndarray, index: np.ndarray) -> list[tuple[int, int]] | None:
+    """``[(start, stop)]`` row ranges that, taken in this order, put the rows in feed order
+    ``(ts_recv, record_index)``, exactly as a stable sort would; None when that takes more
+    than MAX_FEED_SLICES pieces (then sort).
+
+    Delta writers do not keep the order of the batches they are given, so a session reads
+    back as a few long sorted runs out of order. Merging the runs piece by piece costs a
+    few binary searches; sorting the rows costs a gather of every column into fresh memory.
+    """
+    steps_in_order = (ts[1:] > ts[:-1]) | ((ts[1:] == ts[:-1]) & (index[1:] > index[:-1]))
+    breaks = (np.flatnonzero(~steps_in_order) + 1).tolist()
+    if len(breaks) >= MAX_FEED_SLICES:
+        return None
+    bounds = [0, *breaks, len(ts)]
+    runs = [[start, stop] for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
+    slices: list[tuple[int, int]] = []
+    while runs:
+        # the run whose next row comes first; rows equal in key keep their file order
+        runs.sort(key=lambda run: (ts[run[0]], index[run[0]], run[0]))
+        first = runs[0]
+        if len(runs) == 1:
+            stop = first[1]
+        else:
+            nxt = runs[1][0]
+            stop = _run_end(ts, index, first[0], first[1], (ts[nxt], index[nxt]), inclusive=first[0] < nxt)
+        slices.append((first[0], stop))
+        if len(slices) > MAX_FEED_SLICES:
+            return None
+        first[0] = stop
+        runs = [run for run in runs if run[0] < run[1]]
+    return slices
+
+
 def kernel_input(table: pa.Table) -> dict[str, np.ndarray]:
     """Bronze rows of one group (Arrow), in feed order ``(ts_recv, record_index)``, as kernel columns."""
     ts = table.column("ts_recv").to_numpy()
     index = table.column("record_index").to_numpy()
-    in_order = bool(np.all((ts[1:] > ts[:-1]) | ((ts[1:] == ts[:-1]) & (index[1:] > index[:-1]))))
-    order = None if in_order else np.lexsort((index, ts))
+    slices = feed_order_slices(ts, index)
+    order = None
+    if slices is None:
+        order = np.lexsort((index, ts))
+    elif len(slices) > 1:
+        table = pa.concat_tables([table.slice(start, stop - start) for start, stop in slices])
     cols = {}
     for name in KERNEL_COLUMNS:
         col = table.column(name)
