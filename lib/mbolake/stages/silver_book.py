@@ -5,8 +5,9 @@ sorted by ``(ts_recv, record_index)`` (feed order, never ``ts_event``) and repla
 order-book kernel (``mbolake.book.OrderBook``): columns reach the kernel as numpy views and
 leave it as Arrow arrays, without a Python object per row. On the ``spark`` engine Spark
 groups and calls the kernel through ``applyInArrow``; on the ``local`` engine
-(``local_engine``) the driver reads one session at a time and replays each contract once,
-in 1 M-record chunks, for both the rows and the quality counters. Re-running for the same
+(``local_engine``) the driver reads one session at a time, puts each contract's rows in feed
+order by merging the sorted runs Delta returns (``feed_order_slices``), and replays each
+contract once, in ``CHUNK_RECORDS`` chunks, for both the rows and the quality counters. Re-running for the same
 sessions replaces those sessions' rows (Delta ``replaceWhere`` / delta-rs ``predicate``).
 """
 from __future__ import annotations
