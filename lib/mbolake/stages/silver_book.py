@@ -13,6 +13,7 @@ sessions replaces those sessions' rows (Delta ``replaceWhere`` / delta-rs ``pred
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 import time
 from dataclasses import dataclass
@@ -82,22 +83,23 @@ def feed_order_slices(ts: np.ndarray, index: np.ndarray) -> list[tuple[int, int]
     if len(breaks) >= MAX_FEED_SLICES:
         return None
     bounds = [0, *breaks, len(ts)]
-    runs = [[start, stop] for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
+    stops = dict(zip(bounds[:-1], bounds[1:]))
+    # heads of the runs still to take, first in feed order; rows equal in key keep file order
+    heads = [(ts[start], index[start], start) for start in bounds[:-1] if stops[start] > start]
+    heapq.heapify(heads)
     slices: list[tuple[int, int]] = []
-    while runs:
-        # the run whose next row comes first; rows equal in key keep their file order
-        runs.sort(key=lambda run: (ts[run[0]], index[run[0]], run[0]))
-        first = runs[0]
-        if len(runs) == 1:
-            stop = first[1]
-        else:
-            nxt = runs[1][0]
-            stop = _run_end(ts, index, first[0], first[1], (ts[nxt], index[nxt]), inclusive=first[0] < nxt)
-        slices.append((first[0], stop))
+    while heads:
+        _, _, start = heapq.heappop(heads)
+        stop = stops[start]
+        if heads:
+            next_ts, next_index, next_start = heads[0]
+            stop = _run_end(ts, index, start, stop, (next_ts, next_index), inclusive=start < next_start)
+        slices.append((start, stop))
         if len(slices) > MAX_FEED_SLICES:
             return None
-        first[0] = stop
-        runs = [run for run in runs if run[0] < run[1]]
+        if stop < stops[start]:
+            stops[stop] = stops[start]
+            heapq.heappush(heads, (ts[stop], index[stop], stop))
     return slices
 
 
