@@ -88,10 +88,8 @@ class OrderBook:
 
     @classmethod
     def from_state_bytes(cls, data: bytes) -> "OrderBook":
-        book = cls.__new__(cls)
+        book = cls()
         book._st = BookState.from_bytes(data)
-        book._outs = []
-        book._row_blocks = 2
         return book
 
     # ---- views ----
