@@ -1,6 +1,7 @@
 """Property tests: random valid MBO streams, fast kernel == plain-Python reference."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -167,3 +168,45 @@ def test_state_restored_in_a_fresh_process(tmp_path):
         second = {name: z[name] for name in MBP10_COLUMNS}
     assert len(whole["ts_recv"]) > 100
     assert_same_rows(cat([first, second]), whole)
+
+
+def test_kernel_never_indexes_outside_its_arrays(tmp_path):
+    """The kernel is compiled without numba's negative-index fix-up (book/jit.py), so a
+    negative or too-large index would read or write outside an array. Replay random
+    streams (unknown orders, clears, growth of every table, state round trips) in a process
+    where numba checks every index, and get the rows the fast build gives."""
+    rng = np.random.default_rng(11)
+    ops = [(int(rng.integers(3)), "AAAACCCMMMTFRNX"[rng.integers(15)], int(rng.integers(2)),
+            int(rng.integers(-6, 7)), int(rng.integers(13)), int(rng.integers(10_000)), int(rng.integers(10)))
+           for _ in range(6000)]
+    rec = build(ops)
+    np.save(tmp_path / "rec.npy", rec)
+    script = textwrap.dedent(f"""
+        import numpy as np, numba
+        from mbolake.book import OrderBook
+        from mbolake.jit import njit_plain_indices, plain_indices_supported
+        assert numba.config.BOUNDSCHECK and plain_indices_supported()
+
+        @njit_plain_indices()
+        def item(a, i):
+            return a[i]
+
+        try:
+            item(np.zeros(3), -1)
+        except IndexError:
+            pass
+        else:
+            raise SystemExit("a negative index went unchecked")
+        rec = np.load({str(tmp_path / 'rec.npy')!r})
+        book, parts = OrderBook(), []
+        for lo in range(0, len(rec), 1500):
+            parts.append(book.apply(rec[lo:lo + 1500], True))
+            book = OrderBook.from_state_bytes(book.state_bytes())
+        np.savez({str(tmp_path / 'rows.npz')!r}, **{{k: np.concatenate([p[k] for p in parts]) for k in parts[0]}})
+    """)
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"))
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=900, env=env)
+    with np.load(tmp_path / "rows.npz") as z:
+        checked = {name: z[name] for name in MBP10_COLUMNS}
+    assert len(checked["ts_recv"]) == len(rec)
+    assert_same_rows(checked, OrderBook().apply(rec, True))

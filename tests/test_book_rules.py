@@ -256,3 +256,13 @@ def test_growth_beyond_initial_capacities():
 def test_bad_state_bytes_rejected():
     with pytest.raises(ValueError):
         OrderBook.from_state_bytes(b"not a state")
+
+
+def test_sizes_use_all_32_bits():
+    """DBN sizes are u32; order rows keep them in 32 bits, so sizes past 2**31 must survive."""
+    big = 3_000_000_000
+    book, out = run([("A", "B", 10.0, big, 1), ("A", "B", 10.0, 4_000_000_000, 2),
+                     ("C", "B", 10.0, 1_000_000_000, 1), ("M", "B", 10.0, 4_294_967_295, 1)])
+    assert book.orders_at(PUB, INST, "B", 10 * PX) == [(2, 4_000_000_000), (1, 4_294_967_295)]
+    assert book.levels(PUB, INST, "B") == [(10 * PX, 8_294_967_295, 2)]
+    assert out["bid_sz_00"][0] == big and out["bid_sz_00"].dtype == np.uint32

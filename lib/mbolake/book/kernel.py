@@ -2,9 +2,11 @@
 
 State (int64 arrays, owned and grown by ``book.state.BookState``):
 
-* ``ords[slot, O_*]``  order table, one 64-byte row per order: id, price, size,
-  book-side (``2*book + side``, -1 = free slot), level id, prev/next in the FIFO queue
-  (``O_NEXT`` doubles as the free-list link).
+* ``ords[slot, O_*]``  order table, one 16-byte int32 row per order: size (the u32 bits),
+  level id (-1 = free slot), prev/next in the FIFO queue (``O_NEXT`` doubles as the
+  free-list link). Price and book-side are the level's, so four orders share a cache line
+  and the live orders of a busy session stay in L2. ``oids[slot]`` holds the order id
+  (read only by clears, rehashes and views).
 * ``oh[2h], oh[2h+1]`` open-addressing hash (linear probing, backward-shift delete) of
   ``(book, order_id) -> slot`` holding (order id, ``book << 32 | slot``) pairs, so probes
   and deletes never touch the order table; 2x the order capacity, so load <= 0.5. The
@@ -47,6 +49,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ..jit import njit_plain_indices
+
 UNDEF = np.iinfo(np.int64).max
 F_LAST = 0x80
 F_SNAPSHOT = 0x20
@@ -60,8 +64,8 @@ TOP = 10
 SEG0 = 16  # initial level capacity of a book side
 
 # order table columns
-O_ID, O_PX, O_SZ, O_BS, O_LVL, O_PREV, O_NEXT, O_SPARE = range(8)
-O_COLS = 8
+O_SZ, O_LVL, O_PREV, O_NEXT = range(4)
+O_COLS = 4
 # level table columns
 L_PX, L_SZ, L_CT, L_HEAD, L_TAIL, L_BS, L_NEXT, L_SPARE = range(8)
 L_COLS = 8
@@ -296,10 +300,8 @@ def _level_drop(pool, bsm, lvls, g, l):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _place(pool, bsm, lvls, ords, bk, snap, g, o):
-    """Queue order o (its price/size/book-side set) at the back of its price level."""
-    bs = ords[o, O_BS]
-    px = ords[o, O_PX]
+def _place(pool, bsm, lvls, ords, bk, snap, g, o, bs, px, sz):
+    """Queue order o with size sz at the back of the level at px on book-side bs."""
     _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, px))
     l = _level_for(pool, bsm, lvls, g, bs, px)
     t = lvls[l, L_TAIL]
@@ -311,16 +313,17 @@ def _place(pool, bsm, lvls, ords, bk, snap, g, o):
     else:
         lvls[l, L_HEAD] = o
     lvls[l, L_TAIL] = o
-    lvls[l, L_SZ] += ords[o, O_SZ]
+    ords[o, O_SZ] = sz
+    lvls[l, L_SZ] += sz
     lvls[l, L_CT] += 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
 def _detach(pool, bsm, lvls, ords, bk, snap, g, o):
     """Take order o out of its queue (dropping an emptied level); the slot stays."""
-    bs = ords[o, O_BS]
-    _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, ords[o, O_PX]))
     l = ords[o, O_LVL]
+    bs = lvls[l, L_BS]
+    _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, lvls[l, L_PX]))
     p = ords[o, O_PREV]
     nx = ords[o, O_NEXT]
     if p >= 0:
@@ -331,7 +334,7 @@ def _detach(pool, bsm, lvls, ords, bk, snap, g, o):
         ords[nx, O_PREV] = p
     else:
         lvls[l, L_TAIL] = p
-    lvls[l, L_SZ] -= ords[o, O_SZ]
+    lvls[l, L_SZ] -= _osz(ords, o)
     lvls[l, L_CT] -= 1
     if lvls[l, L_CT] == 0:
         _level_drop(pool, bsm, lvls, g, l)
@@ -340,10 +343,17 @@ def _detach(pool, bsm, lvls, ords, bk, snap, g, o):
 @njit(cache=True, inline="always", _nrt=False)
 def _reduce(pool, bsm, lvls, ords, bk, snap, o, new_size):
     """Size decrease in place (keeps queue priority)."""
-    bs = ords[o, O_BS]
-    _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, ords[o, O_PX]))
-    lvls[ords[o, O_LVL], L_SZ] -= ords[o, O_SZ] - new_size
+    l = ords[o, O_LVL]
+    bs = lvls[l, L_BS]
+    _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, lvls[l, L_PX]))
+    lvls[l, L_SZ] -= _osz(ords, o) - new_size
     ords[o, O_SZ] = new_size
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _osz(ords, o):
+    """Size of order o (stored as the bits of a u32)."""
+    return np.int64(ords[o, O_SZ]) & 0xFFFFFFFF
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -355,17 +365,17 @@ def _alloc_order(ords, g):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _free_order(oh, ords, bk, g, o, h, hm):
+def _free_order(oh, ords, bk, g, o, h, hm, b):
     _odel(oh, h, hm)
-    bk[ords[o, O_BS] >> 1, B_NORD] -= 1
-    ords[o, O_BS] = -1
+    bk[b, B_NORD] -= 1
+    ords[o, O_LVL] = -1
     ords[o, O_NEXT] = g[G_OFREE]
     g[G_OFREE] = o
     g[G_NOFREE] += 1
 
 
 @njit(cache=True, _nrt=False)
-def _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b, hm):
+def _clear_book(pool, bsm, lvls, ords, oids, oh, bk, snap, g, b, hm):
     for side in range(2):
         if bsm[2 * b + side, S_N] > 0:
             bs = 2 * b + side
@@ -378,8 +388,8 @@ def _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b, hm):
             o = lvls[l, L_HEAD]
             while o >= 0:
                 nx = ords[o, O_NEXT]
-                _, h = _ofind(oh, g, ords[o, O_ID], b, hm)
-                _free_order(oh, ords, bk, g, o, h, hm)
+                _, h = _ofind(oh, g, oids[o], b, hm)
+                _free_order(oh, ords, bk, g, o, h, hm, b)
                 o = nx
             lvls[l, L_BS] = -1
             lvls[l, L_NEXT] = g[G_LFREE]
@@ -490,8 +500,8 @@ def _relocate(pool, bsm, g, bs):
     g[G_PUSED] = new + 2 * cap
 
 
-@njit(cache=True, nogil=True, _nrt=False)
-def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh, lvls, chn, chh,
+@njit_plain_indices(cache=True, nogil=True, _nrt=False)
+def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oids, oh, lvls, chn, chh,
                   ring, h64, h32, h16, h8, pxo, szo):
     """Apply records[start:]; returns (next record, status). status OK means all applied.
 
@@ -631,13 +641,13 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh,
             if o < 0:
                 bk[b, Q_UNK_C] += 1
             else:
-                osz = ords[o, O_SZ]
+                osz = _osz(ords, o)
                 if sz > osz:
                     bk[b, Q_NEG] += 1
                     sz = osz
                 if sz == osz:
                     _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                    _free_order(oh, ords, bk, g, o, h, hm)
+                    _free_order(oh, ords, bk, g, o, h, hm, b)
                 elif sz > 0:
                     _reduce(pool, bsm, lvls, ords, bk, snap, o, osz - sz)
         elif a == ACT_ADD:
@@ -653,12 +663,9 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh,
                 else:
                     o = _alloc_order(ords, g)
                     _oput(oh, h, oid, b, o)
-                    ords[o, O_ID] = oid
+                    oids[o] = oid
                     bk[b, B_NORD] += 1
-                ords[o, O_PX] = px
-                ords[o, O_SZ] = sz
-                ords[o, O_BS] = 2 * b + s
-                _place(pool, bsm, lvls, ords, bk, snap, g, o)
+                _place(pool, bsm, lvls, ords, bk, snap, g, o, 2 * b + s, px, sz)
         elif a == ACT_FILL:
             bk[b, Q_FILL] += 1
             o, h = _ofind(oh, g, oid, b, hm)
@@ -676,27 +683,26 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oh,
                 else:
                     o = _alloc_order(ords, g)
                     _oput(oh, h, oid, b, o)
-                    ords[o, O_ID] = oid
-                    ords[o, O_PX] = px
-                    ords[o, O_SZ] = sz
-                    ords[o, O_BS] = 2 * b + s
+                    oids[o] = oid
                     bk[b, B_NORD] += 1
-                    _place(pool, bsm, lvls, ords, bk, snap, g, o)
+                    _place(pool, bsm, lvls, ords, bk, snap, g, o, 2 * b + s, px, sz)
             elif px == UNDEF:
                 bk[b, Q_INVALID] += 1
             elif sz == 0:
                 _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                _free_order(oh, ords, bk, g, o, h, hm)
-            elif px != ords[o, O_PX] or sz > ords[o, O_SZ]:
-                _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                ords[o, O_PX] = px
-                ords[o, O_SZ] = sz
-                _place(pool, bsm, lvls, ords, bk, snap, g, o)
-            elif sz < ords[o, O_SZ]:
-                _reduce(pool, bsm, lvls, ords, bk, snap, o, sz)
+                _free_order(oh, ords, bk, g, o, h, hm, b)
+            else:
+                l = ords[o, O_LVL]
+                osz = _osz(ords, o)
+                if px != lvls[l, L_PX] or sz > osz:
+                    bs = lvls[l, L_BS]
+                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
+                    _place(pool, bsm, lvls, ords, bk, snap, g, o, bs, px, sz)
+                elif sz < osz:
+                    _reduce(pool, bsm, lvls, ords, bk, snap, o, sz)
         elif a == ACT_CLEAR:
             bk[b, Q_CLEAR] += 1
-            _clear_book(pool, bsm, lvls, ords, oh, bk, snap, g, b, hm)
+            _clear_book(pool, bsm, lvls, ords, oids, oh, bk, snap, g, b, hm)
             bk[b, B_COMPLETE] = 1
         elif a == ACT_NONE:
             bk[b, Q_NONE] += 1
@@ -760,7 +766,7 @@ def pack_records(ts_recv, ts_event, pub, inst, action, side, price, size, oid, f
         out[i, R_W6] = (np.int64(seq[i]) & 0xFFFFFFFF) << 32
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit_plain_indices(cache=True, nogil=True, _nrt=False)
 def flush_rows(g, ring, h64, h32, h16, h8, pxo, szo):
     """Move the ring's rows to the column-major outputs at g[G_OUTN] in their final dtypes
     (blocked transpose: each column gets a contiguous run), empty the ring.
@@ -806,16 +812,16 @@ def flush_rows(g, ring, h64, h32, h16, h8, pxo, szo):
 
 
 @njit(cache=True, _nrt=False)
-def rehash_orders(oh, ords, mode):
+def rehash_orders(oh, ords, oids, lvls, mode):
     oh[:] = -1
     mask = (oh.shape[0] >> 1) - 1
     for o in range(ords.shape[0]):
-        if ords[o, O_BS] >= 0:
-            b = ords[o, O_BS] >> 1
-            h = _ohash(ords[o, O_ID], b, mode, mask)
+        if ords[o, O_LVL] >= 0:
+            b = lvls[ords[o, O_LVL], L_BS] >> 1
+            h = _ohash(oids[o], b, mode, mask)
             while oh[2 * h + 1] >= 0:
                 h = (h + 1) & mask
-            _oput(oh, h, ords[o, O_ID], b, o)
+            _oput(oh, h, oids[o], b, o)
 
 
 @njit(cache=True, _nrt=False)

@@ -112,7 +112,7 @@ class OrderBook:
             return []
         for l in st.level_ids(b, side_index(side)):
             if st.lvls[l, K.L_PX] == price:
-                return [(int(st.ords[o, K.O_ID]) & U64, int(st.ords[o, K.O_SZ]))
+                return [(int(st.oids[o]) & U64, st.order_size(o))
                         for o in st.queue(l)]
         return []
 
@@ -125,7 +125,7 @@ class OrderBook:
                 for depth, l in enumerate(st.level_ids(b, side)):
                     for pos, o in enumerate(st.queue(l)):
                         rows.append((name, int(st.lvls[l, K.L_PX]), depth, pos,
-                                     int(st.ords[o, K.O_ID]) & U64, int(st.ords[o, K.O_SZ])))
+                                     int(st.oids[o]) & U64, st.order_size(o)))
         return pd.DataFrame(rows, columns=["side", "price", "level", "queue_position", "order_id", "size"])
 
     def quality(self) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import kernel as K
 
-FORMAT = "mbolake.book.state/2"  # /2: order hash holds (id, book|slot) pairs
+FORMAT = "mbolake.book.state/3"  # /3: 16-byte int32 order rows, order ids apart
 
 # quality counter name -> column of the book table
 QUALITY_COLUMNS = {
@@ -37,7 +37,7 @@ QUALITY_COLUMNS = {
     "maybe_bad_book_flags": K.Q_MAYBE_BAD,
 }
 
-_ARRAYS = ("g", "bk", "bh", "snap", "bsm", "pool", "ords", "oh", "lvls", "chn", "chh")
+_ARRAYS = ("g", "bk", "bh", "snap", "bsm", "pool", "ords", "oids", "oh", "lvls", "chn", "chh")
 
 
 def _free_chain(table: np.ndarray, first: int, next_col: int, owner_col: int) -> None:
@@ -65,8 +65,9 @@ class BookState:
         self.snap = np.zeros((books, 6 * K.TOP), np.int64)
         self.bsm = np.zeros((2 * books, 4), np.int64)
         self.pool = np.zeros((pool, 2), np.int64)
-        self.ords = np.zeros((orders, K.O_COLS), np.int64)
-        _free_chain(self.ords, 0, K.O_NEXT, K.O_BS)
+        self.ords = np.zeros((orders, K.O_COLS), np.int32)
+        _free_chain(self.ords, 0, K.O_NEXT, K.O_LVL)
+        self.oids = np.zeros(orders, np.int64)
         self.oh = np.full(4 * orders, -1, np.int64)  # 2*orders (id, book << 32 | slot) pairs
         self.lvls = np.zeros((levels, K.L_COLS), np.int64)
         _free_chain(self.lvls, 0, K.L_NEXT, K.L_BS)
@@ -84,16 +85,17 @@ class BookState:
         if status == K.NEED_ORDERS:
             old = self.ords.shape[0]
             self.ords = _grow_rows(self.ords, 2 * old)
-            _free_chain(self.ords, old, K.O_NEXT, K.O_BS)
+            self.oids = _grow_rows(self.oids, 2 * old)
+            _free_chain(self.ords, old, K.O_NEXT, K.O_LVL)
             self.ords[-1, K.O_NEXT] = self.g[K.G_OFREE]
             self.g[K.G_OFREE] = old
             self.g[K.G_NOFREE] += old
             self.oh = np.full(8 * old, -1, np.int64)
-            K.rehash_orders(self.oh, self.ords, self.g[K.G_HMODE])
+            K.rehash_orders(self.oh, self.ords, self.oids, self.lvls, self.g[K.G_HMODE])
         elif status == K.NEED_REHASH:  # long probes under the sequential hash: mix instead
             self.g[K.G_HMODE] = K.HASH_MIX
             self.g[K.G_HREQ] = 0
-            K.rehash_orders(self.oh, self.ords, self.g[K.G_HMODE])
+            K.rehash_orders(self.oh, self.ords, self.oids, self.lvls, self.g[K.G_HMODE])
         elif status == K.NEED_LEVELS:
             old = self.lvls.shape[0]
             self.lvls = _grow_rows(self.lvls, 2 * old)
@@ -160,6 +162,9 @@ class BookState:
             o = int(self.ords[o, K.O_NEXT])
         return slots
 
+    def order_size(self, slot: int) -> int:
+        return int(self.ords[slot, K.O_SZ]) & 0xFFFFFFFF
+
     def check_invariants(self) -> list[str]:
         """Every structural invariant of the book; returns the violations (empty = sound)."""
         bad: list[str] = []
@@ -178,7 +183,7 @@ class BookState:
                     if keys[j] != (px if side == 0 else -px) or self.lvls[l, K.L_BS] != bs:
                         bad.append(f"level {l}: key/price/side mismatch")
                     q = self.queue(int(l))
-                    sizes = [int(self.ords[o, K.O_SZ]) for o in q]
+                    sizes = [self.order_size(o) for o in q]
                     if not q:
                         bad.append(f"level {l}: empty level kept")
                     if any(s <= 0 for s in sizes):
@@ -186,9 +191,9 @@ class BookState:
                     if sum(sizes) != self.lvls[l, K.L_SZ] or len(q) != self.lvls[l, K.L_CT]:
                         bad.append(f"level {l}: aggregate size/count differ from its orders")
                     for o in q:
-                        if self.ords[o, K.O_LVL] != l or self.ords[o, K.O_BS] != bs or self.ords[o, K.O_PX] != px:
-                            bad.append(f"order slot {o}: level/side/price mismatch")
-                        found, _ = K.find_order(self.oh, self.g, self.ords[o, K.O_ID], b)
+                        if self.ords[o, K.O_LVL] != l:
+                            bad.append(f"order slot {o}: queued at level {l}, points to another")
+                        found, _ = K.find_order(self.oh, self.g, self.oids[o], b)
                         if found != o:
                             bad.append(f"order slot {o}: not found through the hash")
                     live += len(q)
@@ -196,7 +201,7 @@ class BookState:
                 len(self.queue(l)) for side in range(2) for l in self.level_ids(b, side)
             ):
                 bad.append(f"book {b}: live order count differs from its queues")
-        used = int(np.count_nonzero(self.ords[:, K.O_BS] >= 0))
+        used = int(np.count_nonzero(self.ords[:, K.O_LVL] >= 0))
         if used != live or int(np.count_nonzero(self.oh[1::2] >= 0)) != live:
             bad.append(f"{used} used order slots / hash entries for {live} queued orders")
         if self.g[K.G_NOFREE] != self.ords.shape[0] - live:
