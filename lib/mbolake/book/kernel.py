@@ -1,12 +1,17 @@
 """numba hot loop of the L3 order book: arrays in, arrays out, no Python object per record.
 
-State (int64 arrays, owned and grown by ``book.state.BookState``):
+State (int64 arrays but the order table, owned and grown by ``book.state.BookState``):
 
 * ``ords[slot, O_*]``  order table, one 16-byte int32 row per order: size (the u32 bits),
-  level id (-1 = free slot), prev/next in the FIFO queue (``O_NEXT`` doubles as the
-  free-list link). Price and book-side are the level's, so four orders share a cache line
-  and the live orders of a busy session stay in L2. ``oids[slot]`` holds the order id
-  (read only by clears, rehashes and views).
+  level id (-1 = free slot) and queue sequence (low, high 32 bits; a free slot's low word
+  links the free list). Price and book-side are the level's, so four orders share a cache
+  line. ``oids[slot]`` holds the order id (read only by clears, rehashes and views).
+* Queue priority: every placement at a level (add, or a modify that loses priority) takes
+  the next value of a global counter (``g[G_QSEQ]``); a level's queue is its orders in
+  sequence order. Keeping priority (partial cancel, size decrease) keeps the sequence. So
+  the hot loop never reads or writes queue neighbours (a linked FIFO costs two more random
+  rows per cancel); the queue of a level is sorted on demand (``BookState.queue``), and a
+  clear (R, rare) scans the order table.
 * ``oh[2h], oh[2h+1]`` open-addressing hash (linear probing, backward-shift delete) of
   ``(book, order_id) -> slot`` holding (order id, ``book << 32 | slot``) pairs, so probes
   and deletes never touch the order table; 2x the order capacity, so load <= 0.5. The
@@ -14,7 +19,8 @@ State (int64 arrays, owned and grown by ``book.state.BookState``):
   time, so recent orders share cache lines and do not collide); a probe longer than
   ``MAX_PROBE`` (adversarial ids) makes the kernel return NEED_REHASH and the table is
   rebuilt with a mixing hash. The next records' hash slots are prefetched.
-* ``lvls[l, L_*]``     price levels: price, aggregate size, order count, queue head/tail.
+* ``lvls[l, L_*]``     price levels: price, aggregate size, order count, book-side (-1 =
+  free), free-list link.
 * ``pool[., 0:2]``     per book-side a segment of (key, level id) sorted by key ascending,
   **best level last**. key = price for bids, -price for asks, so "better" is "larger" on
   both sides. A lookup scans at most 8 entries from the best end, then binary-searches,
@@ -64,10 +70,11 @@ TOP = 10
 SEG0 = 16  # initial level capacity of a book side
 
 # order table columns
-O_SZ, O_LVL, O_PREV, O_NEXT = range(4)
+O_SZ, O_LVL, O_SEQ_LO, O_SEQ_HI = range(4)
 O_COLS = 4
+O_FREE_NEXT = O_SEQ_LO  # a free slot's link in the free list
 # level table columns
-L_PX, L_SZ, L_CT, L_HEAD, L_TAIL, L_BS, L_NEXT, L_SPARE = range(8)
+L_PX, L_SZ, L_CT, L_BS, L_NEXT = range(5)
 L_COLS = 8
 # book-side segment columns
 S_START, S_CAP, S_N, S_SPARE = range(4)
@@ -83,7 +90,7 @@ C_KEY, C_SEQ, C_DEC, C_JUMP = range(4)
 C_COLS = 4
 # globals
 (G_NBOOKS, G_NCH, G_OFREE, G_NOFREE, G_LFREE, G_NLFREE, G_PUSED, G_OUTN, G_LAST_TS,
- G_HAVE_TS, G_RING, G_HMODE, G_HREQ) = range(13)
+ G_HAVE_TS, G_RING, G_HMODE, G_HREQ, G_QSEQ) = range(14)
 G_LEN = 16
 # output row: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
 ROW_HDR = 12
@@ -104,9 +111,9 @@ MAX_PROBE = 48  # a longer probe under HASH_SEQ asks for HASH_MIX (adversarial i
 BOOK_MUL = 7146012727573221401
 
 
-# records ahead of the current one whose hash slot / order row / queue neighbours are
-# prefetched: the book is latency-bound on random order-table reads otherwise
-PF_HASH, PF_ORDER, PF_NEIGH = 16, 0, 0
+# records ahead of the current one whose hash slot is prefetched (prefetching their order
+# rows as well was measured slower: the extra probe costs what the prefetch saves)
+PF_HASH = 16
 
 
 @intrinsic
@@ -267,8 +274,6 @@ def _level_for(pool, bsm, lvls, g, bs, price):
     lvls[l, L_PX] = price
     lvls[l, L_SZ] = 0
     lvls[l, L_CT] = 0
-    lvls[l, L_HEAD] = -1
-    lvls[l, L_TAIL] = -1
     lvls[l, L_BS] = bs
     lvls[l, L_NEXT] = -1
     m = n - 1
@@ -304,16 +309,12 @@ def _place(pool, bsm, lvls, ords, bk, snap, g, o, bs, px, sz):
     """Queue order o with size sz at the back of the level at px on book-side bs."""
     _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, px))
     l = _level_for(pool, bsm, lvls, g, bs, px)
-    t = lvls[l, L_TAIL]
+    q = g[G_QSEQ]
+    g[G_QSEQ] = q + 1
     ords[o, O_LVL] = l
-    ords[o, O_PREV] = t
-    ords[o, O_NEXT] = -1
-    if t >= 0:
-        ords[t, O_NEXT] = o
-    else:
-        lvls[l, L_HEAD] = o
-    lvls[l, L_TAIL] = o
     ords[o, O_SZ] = sz
+    ords[o, O_SEQ_LO] = q
+    ords[o, O_SEQ_HI] = q >> 32
     lvls[l, L_SZ] += sz
     lvls[l, L_CT] += 1
 
@@ -324,16 +325,6 @@ def _detach(pool, bsm, lvls, ords, bk, snap, g, o):
     l = ords[o, O_LVL]
     bs = lvls[l, L_BS]
     _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, lvls[l, L_PX]))
-    p = ords[o, O_PREV]
-    nx = ords[o, O_NEXT]
-    if p >= 0:
-        ords[p, O_NEXT] = nx
-    else:
-        lvls[l, L_HEAD] = nx
-    if nx >= 0:
-        ords[nx, O_PREV] = p
-    else:
-        lvls[l, L_TAIL] = p
     lvls[l, L_SZ] -= _osz(ords, o)
     lvls[l, L_CT] -= 1
     if lvls[l, L_CT] == 0:
@@ -359,7 +350,7 @@ def _osz(ords, o):
 @njit(cache=True, inline="always", _nrt=False)
 def _alloc_order(ords, g):
     o = g[G_OFREE]
-    g[G_OFREE] = ords[o, O_NEXT]
+    g[G_OFREE] = ords[o, O_FREE_NEXT]
     g[G_NOFREE] -= 1
     return o
 
@@ -369,7 +360,7 @@ def _free_order(oh, ords, bk, g, o, h, hm, b):
     _odel(oh, h, hm)
     bk[b, B_NORD] -= 1
     ords[o, O_LVL] = -1
-    ords[o, O_NEXT] = g[G_OFREE]
+    ords[o, O_FREE_NEXT] = g[G_OFREE]
     g[G_OFREE] = o
     g[G_NOFREE] += 1
 
@@ -380,17 +371,17 @@ def _clear_book(pool, bsm, lvls, ords, oids, oh, bk, snap, g, b, hm):
         if bsm[2 * b + side, S_N] > 0:
             bs = 2 * b + side
             _touch(pool, bsm, lvls, bk, snap, bs, pool[bsm[bs, S_START] + bsm[bs, S_N] - 1, 0])
+    if bk[b, B_NORD] > 0:  # orders are not linked per book: scan the table (R is rare)
+        for o in range(ords.shape[0]):
+            l = ords[o, O_LVL]
+            if l >= 0 and (lvls[l, L_BS] >> 1) == b:
+                _, h = _ofind(oh, g, oids[o], b, hm)
+                _free_order(oh, ords, bk, g, o, h, hm, b)
     for side in range(2):
         bs = 2 * b + side
         start = bsm[bs, S_START]
         for j in range(bsm[bs, S_N]):
             l = pool[start + j, 1]
-            o = lvls[l, L_HEAD]
-            while o >= 0:
-                nx = ords[o, O_NEXT]
-                _, h = _ofind(oh, g, oids[o], b, hm)
-                _free_order(oh, ords, bk, g, o, h, hm, b)
-                o = nx
             lvls[l, L_BS] = -1
             lvls[l, L_NEXT] = g[G_LFREE]
             g[G_LFREE] = l
@@ -519,30 +510,10 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oid
     have_ts = g[G_HAVE_TS] != 0
     last_ts = g[G_LAST_TS]
     hmask = (oh.shape[0] >> 1) - 1
-    omax = ords.shape[0]
     for i in range(start, n):
-        # prefetch (assuming the same book, the common case): hash slot, then the order's
-        # row once its slot is cached, then its queue neighbours and level
-        j = i + PF_HASH
+        j = i + PF_HASH  # assuming the same book, the common case
         if j < n and b >= 0:
             _prefetch(oh, 2 * _ohash(rec[j, R_OID], b, hm, hmask), 0)
-        j = i + PF_ORDER
-        if PF_ORDER > 0 and j < n and b >= 0:
-            v = oh[2 * _ohash(rec[j, R_OID], b, hm, hmask) + 1]
-            if v >= 0:
-                _prefetch(ords, v & 0xFFFFFFFF, 0)
-        j = i + PF_NEIGH
-        if PF_NEIGH > 0 and j < n and b >= 0 and ((rec[j, R_W4] >> 48) & 0xFF) != ACT_ADD:
-            v = oh[2 * _ohash(rec[j, R_OID], b, hm, hmask) + 1]
-            if v >= 0:
-                o = v & 0xFFFFFFFF
-                if o < omax:
-                    p = ords[o, O_PREV]
-                    if p >= 0:
-                        _prefetch(ords, p, 0)
-                    p = ords[o, O_NEXT]
-                    if p >= 0:
-                        _prefetch(ords, p, 0)
         w0 = rec[i, R_W0]
         pub = (w0 >> 16) & 0xFFFF
         inst = (w0 >> 32) & 0xFFFFFFFF

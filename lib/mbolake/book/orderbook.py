@@ -121,9 +121,10 @@ class OrderBook:
         st, b = self._st, self._st.book_index(publisher_id, instrument_id)
         rows = []
         if b >= 0:
+            queues = st.queues()
             for side, name in ((0, "B"), (1, "A")):
                 for depth, l in enumerate(st.level_ids(b, side)):
-                    for pos, o in enumerate(st.queue(l)):
+                    for pos, o in enumerate(queues[l]):
                         rows.append((name, int(st.lvls[l, K.L_PX]), depth, pos,
                                      int(st.oids[o]) & U64, st.order_size(o)))
         return pd.DataFrame(rows, columns=["side", "price", "level", "queue_position", "order_id", "size"])

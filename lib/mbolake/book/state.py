@@ -7,7 +7,7 @@ import numpy as np
 
 from . import kernel as K
 
-FORMAT = "mbolake.book.state/3"  # /3: 16-byte int32 order rows, order ids apart
+FORMAT = "mbolake.book.state/3"  # /3: 16-byte int32 order rows (queue sequence, no links), ids apart
 
 # quality counter name -> column of the book table
 QUALITY_COLUMNS = {
@@ -66,7 +66,7 @@ class BookState:
         self.bsm = np.zeros((2 * books, 4), np.int64)
         self.pool = np.zeros((pool, 2), np.int64)
         self.ords = np.zeros((orders, K.O_COLS), np.int32)
-        _free_chain(self.ords, 0, K.O_NEXT, K.O_LVL)
+        _free_chain(self.ords, 0, K.O_FREE_NEXT, K.O_LVL)
         self.oids = np.zeros(orders, np.int64)
         self.oh = np.full(4 * orders, -1, np.int64)  # 2*orders (id, book << 32 | slot) pairs
         self.lvls = np.zeros((levels, K.L_COLS), np.int64)
@@ -86,8 +86,8 @@ class BookState:
             old = self.ords.shape[0]
             self.ords = _grow_rows(self.ords, 2 * old)
             self.oids = _grow_rows(self.oids, 2 * old)
-            _free_chain(self.ords, old, K.O_NEXT, K.O_LVL)
-            self.ords[-1, K.O_NEXT] = self.g[K.G_OFREE]
+            _free_chain(self.ords, old, K.O_FREE_NEXT, K.O_LVL)
+            self.ords[-1, K.O_FREE_NEXT] = self.g[K.G_OFREE]
             self.g[K.G_OFREE] = old
             self.g[K.G_NOFREE] += old
             self.oh = np.full(8 * old, -1, np.int64)
@@ -156,11 +156,22 @@ class BookState:
         return [int(x) for x in self.pool[start : start + n, 1][::-1]]
 
     def queue(self, level: int) -> list[int]:
-        slots, o = [], int(self.lvls[level, K.L_HEAD])
-        while o >= 0:
-            slots.append(o)
-            o = int(self.ords[o, K.O_NEXT])
-        return slots
+        """Order slots of a level in queue (priority) order: by queue sequence."""
+        slots = np.flatnonzero(self.ords[:, K.O_LVL] == level)
+        return [int(o) for o in slots[np.argsort(self.queue_sequence(slots), kind="stable")]]
+
+    def queues(self) -> dict[int, list[int]]:
+        """Every level's queue (``queue`` for all levels in one pass over the order table)."""
+        slots = np.flatnonzero(self.ords[:, K.O_LVL] >= 0)
+        slots = slots[np.lexsort((self.queue_sequence(slots), self.ords[slots, K.O_LVL]))]
+        levels = self.ords[slots, K.O_LVL]
+        cuts = np.flatnonzero(np.diff(levels)) + 1
+        return {int(group_levels[0]): [int(o) for o in group]
+                for group, group_levels in zip(np.split(slots, cuts), np.split(levels, cuts)) if len(group)}
+
+    def queue_sequence(self, slots: np.ndarray) -> np.ndarray:
+        rows = self.ords[slots]
+        return (rows[:, K.O_SEQ_HI].astype(np.int64) << 32) | (rows[:, K.O_SEQ_LO].astype(np.int64) & 0xFFFFFFFF)
 
     def order_size(self, slot: int) -> int:
         return int(self.ords[slot, K.O_SZ]) & 0xFFFFFFFF
@@ -169,6 +180,10 @@ class BookState:
         """Every structural invariant of the book; returns the violations (empty = sound)."""
         bad: list[str] = []
         live = 0
+        queues = self.queues()
+        sequences = self.queue_sequence(np.flatnonzero(self.ords[:, K.O_LVL] >= 0))
+        if len(np.unique(sequences)) != len(sequences) or np.any(sequences >= self.g[K.G_QSEQ]):
+            bad.append("queue sequences repeat or run ahead of the counter")
         for b in range(int(self.g[K.G_NBOOKS])):
             for side in range(2):
                 bs = 2 * b + side
@@ -182,7 +197,7 @@ class BookState:
                     px = self.lvls[l, K.L_PX]
                     if keys[j] != (px if side == 0 else -px) or self.lvls[l, K.L_BS] != bs:
                         bad.append(f"level {l}: key/price/side mismatch")
-                    q = self.queue(int(l))
+                    q = queues.get(int(l), [])
                     sizes = [self.order_size(o) for o in q]
                     if not q:
                         bad.append(f"level {l}: empty level kept")
@@ -191,14 +206,12 @@ class BookState:
                     if sum(sizes) != self.lvls[l, K.L_SZ] or len(q) != self.lvls[l, K.L_CT]:
                         bad.append(f"level {l}: aggregate size/count differ from its orders")
                     for o in q:
-                        if self.ords[o, K.O_LVL] != l:
-                            bad.append(f"order slot {o}: queued at level {l}, points to another")
                         found, _ = K.find_order(self.oh, self.g, self.oids[o], b)
                         if found != o:
                             bad.append(f"order slot {o}: not found through the hash")
                     live += len(q)
             if self.bk[b, K.B_NORD] != sum(
-                len(self.queue(l)) for side in range(2) for l in self.level_ids(b, side)
+                len(queues.get(l, [])) for side in range(2) for l in self.level_ids(b, side)
             ):
                 bad.append(f"book {b}: live order count differs from its queues")
         used = int(np.count_nonzero(self.ords[:, K.O_LVL] >= 0))
