@@ -258,6 +258,19 @@ def test_bad_state_bytes_rejected():
         OrderBook.from_state_bytes(b"not a state")
 
 
+def test_state_of_an_older_format_rejected_by_name():
+    import io
+
+    book, _ = run([("A", "B", 10.0, 5, 1)])
+    with np.load(io.BytesIO(book.state_bytes())) as z:
+        arrays = {name: z[name] for name in z.files}
+    arrays["format"] = np.array("mbolake.book.state/2")
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    with pytest.raises(ValueError, match="'mbolake.book.state/2', written by another version"):
+        OrderBook.from_state_bytes(buf.getvalue())
+
+
 def test_sizes_use_all_32_bits():
     """DBN sizes are u32; order rows keep them in 32 bits, so sizes past 2**31 must survive."""
     big = 3_000_000_000

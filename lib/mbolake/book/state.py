@@ -135,8 +135,12 @@ class BookState:
     @classmethod
     def from_bytes(cls, data: bytes) -> "BookState":
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            if "format" not in z.files or str(z["format"]) != FORMAT:
+            if "format" not in z.files:
                 raise ValueError(f"not an order book state (expected format {FORMAT!r})")
+            if str(z["format"]) != FORMAT:
+                raise ValueError(f"order book state of format {str(z['format'])!r}, written by another "
+                                 f"version of mbolake; this version reads {FORMAT!r}: replay from the "
+                                 "start of the session instead of restoring")
             state = cls.__new__(cls)
             for name in _ARRAYS:
                 setattr(state, name, np.array(z[name]))
