@@ -75,7 +75,7 @@ O_COLS = 4
 O_FREE_NEXT = O_SEQ_LO  # a free slot's link in the free list
 # level table columns
 L_PX, L_SZ, L_CT, L_BS, L_NEXT = range(5)
-L_COLS = 8
+L_COLS = 8  # padded: one 64-byte line per level
 # book-side segment columns
 S_START, S_CAP, S_N, S_SPARE = range(4)
 # book columns: identity, state, then quality counters
@@ -356,6 +356,16 @@ def _alloc_order(ords, g):
 
 
 @njit(cache=True, inline="always", _nrt=False)
+def _new_order(ords, oids, oh, bk, g, h, oid, b):
+    """A free slot for order oid of book b, entered in the hash at its empty position h."""
+    o = _alloc_order(ords, g)
+    _oput(oh, h, oid, b, o)
+    oids[o] = oid
+    bk[b, B_NORD] += 1
+    return o
+
+
+@njit(cache=True, inline="always", _nrt=False)
 def _free_order(oh, ords, bk, g, o, h, hm, b):
     _odel(oh, h, hm)
     bk[b, B_NORD] -= 1
@@ -632,10 +642,7 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oid
                     bk[b, B_CERTAIN] = 0  # a re-add of the same order may change nothing
                     _detach(pool, bsm, lvls, ords, bk, snap, g, o)
                 else:
-                    o = _alloc_order(ords, g)
-                    _oput(oh, h, oid, b, o)
-                    oids[o] = oid
-                    bk[b, B_NORD] += 1
+                    o = _new_order(ords, oids, oh, bk, g, h, oid, b)
                 _place(pool, bsm, lvls, ords, bk, snap, g, o, 2 * b + s, px, sz)
         elif a == ACT_FILL:
             bk[b, Q_FILL] += 1
@@ -652,10 +659,7 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oid
                 if s < 0 or px == UNDEF or sz <= 0:
                     bk[b, Q_INVALID] += 1
                 else:
-                    o = _alloc_order(ords, g)
-                    _oput(oh, h, oid, b, o)
-                    oids[o] = oid
-                    bk[b, B_NORD] += 1
+                    o = _new_order(ords, oids, oh, bk, g, h, oid, b)
                     _place(pool, bsm, lvls, ords, bk, snap, g, o, 2 * b + s, px, sz)
             elif px == UNDEF:
                 bk[b, Q_INVALID] += 1

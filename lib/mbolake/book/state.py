@@ -160,12 +160,11 @@ class BookState:
         return [int(x) for x in self.pool[start : start + n, 1][::-1]]
 
     def queue(self, level: int) -> list[int]:
-        """Order slots of a level in queue (priority) order: by queue sequence."""
-        slots = np.flatnonzero(self.ords[:, K.O_LVL] == level)
-        return [int(o) for o in slots[np.argsort(self.queue_sequence(slots), kind="stable")]]
+        """Order slots of a level in queue (priority) order."""
+        return self.queues().get(int(level), [])
 
     def queues(self) -> dict[int, list[int]]:
-        """Every level's queue (``queue`` for all levels in one pass over the order table)."""
+        """Every level's order slots in queue order (by queue sequence), one pass over the table."""
         slots = np.flatnonzero(self.ords[:, K.O_LVL] >= 0)
         slots = slots[np.lexsort((self.queue_sequence(slots), self.ords[slots, K.O_LVL]))]
         levels = self.ords[slots, K.O_LVL]
