@@ -272,10 +272,41 @@ def test_state_of_an_older_format_rejected_by_name():
 
 
 def test_sizes_use_all_32_bits():
-    """DBN sizes are u32; order rows keep them in 32 bits, so sizes past 2**31 must survive."""
+    """DBN sizes are u32; order entries keep them in 32 bits, so sizes past 2**31 must survive."""
     big = 3_000_000_000
     book, out = run([("A", "B", 10.0, big, 1), ("A", "B", 10.0, 4_000_000_000, 2),
                      ("C", "B", 10.0, 1_000_000_000, 1), ("M", "B", 10.0, 4_294_967_295, 1)])
     assert book.orders_at(PUB, INST, "B", 10 * PX) == [(2, 4_000_000_000), (1, 4_294_967_295)]
     assert book.levels(PUB, INST, "B") == [(10 * PX, 8_294_967_295, 2)]
     assert out["bid_sz_00"][0] == big and out["bid_sz_00"].dtype == np.uint32
+
+
+def test_colliding_order_ids_switch_the_hash_and_lose_nothing():
+    """Ids 2**24 apart share one home position under the locality-preserving hash: the
+    long probes make the kernel rehash with the mixing hash mid-stream. Two instruments
+    reuse the same ids, and a clear of one of them removes only its orders."""
+    from mbolake.book import kernel as K
+
+    ids = [(k + 1) << 24 for k in range(300)]
+    a = mbo([("A", "B" if k % 2 else "A", 100 - k % 7 if k % 2 else 101 + k % 7, k + 1, oid)
+             for k, oid in enumerate(ids)], inst=1)
+    b = mbo([("A", "B", 50 - k % 5, 2, oid) for k, oid in enumerate(ids)], inst=2, start_seq=1000)
+    clear = mbo([("R", "N", None, 0, 0)], inst=1, start_seq=2000)
+    cancels = mbo([("C", "B", 50 - k % 5, 2, oid) for k, oid in enumerate(ids) if k % 3 == 0], inst=2,
+                  start_seq=3000)
+    book, _ = run(np.concatenate([a, b, clear, cancels]))
+    assert book._st.g[K.G_HMODE] == K.HASH_MIX
+    assert book.levels(PUB, 1, "B") == [] and book.levels(PUB, 1, "A") == []
+    assert q(book, "live_orders", inst=2) == 200 and q(book, "live_orders", inst=1) == 0
+    assert book.orders_at(PUB, 2, "B", 50 * PX) == [(oid, 2) for k, oid in enumerate(ids) if k % 5 == 0 and k % 3]
+
+
+def test_clear_removes_orders_that_deletes_shift_back():
+    """Ids 2**30 apart share home positions, so removing one order of the cleared book
+    shifts another of its orders back into the position just scanned."""
+    ids = [k + 1 for k in range(10)] + [(1 << 30) + k + 1 for k in range(10)]
+    rows = [("A", "B", 10.0 - k % 3, 1, oid) for k, oid in enumerate(ids)]
+    rows += [("R", "N", None, 0, 0), ("A", "A", 11.0, 4, 99), ("C", "B", 10.0, 1, (1 << 30) + 1)]
+    book, _ = run(rows)
+    assert book.levels(PUB, INST, "B") == [] and book.levels(PUB, INST, "A") == [(11 * PX, 4, 1)]
+    assert q(book, "live_orders") == 1 and q(book, "unknown_cancels") == 1

@@ -1,24 +1,24 @@
 """numba hot loop of the L3 order book: arrays in, arrays out, no Python object per record.
 
-State (int64 arrays but the order table, owned and grown by ``book.state.BookState``):
+State (int64 arrays, owned and grown by ``book.state.BookState``):
 
-* ``ords[slot, O_*]``  order table, one 16-byte int32 row per order: size (the u32 bits),
-  level id (-1 = free slot) and queue sequence (low, high 32 bits; a free slot's low word
-  links the free list). Price and book-side are the level's, so four orders share a cache
-  line. ``oids[slot]`` holds the order id (read only by clears, rehashes and views).
+* Orders live in an open-addressing hash (linear probing, backward-shift delete) keyed by
+  (book, order id): ``oh[2h]`` the order id, ``oh[2h+1]`` its level id << 32 | size (the
+  u32 bits), -1 when the position is empty; ``oq[h]`` its queue sequence. Price and
+  book-side are the level's (the book of an entry is its level's). So finding an order
+  yields everything the hot loop needs in one 16-byte entry: there is no separate order
+  table to load. Capacity is half the positions (load <= 0.5). The hash (``g[G_HMODE]``)
+  starts locality-preserving (id + book offset: CME ids grow with time, so recent orders
+  share cache lines and do not collide); a probe longer than ``MAX_PROBE`` (adversarial
+  ids) makes the kernel return NEED_REHASH and the table is rebuilt with a mixing hash.
+  The next records' hash entries are prefetched. An order's position moves when a delete
+  shifts it back, so positions name orders only between kernel runs (views).
 * Queue priority: every placement at a level (add, or a modify that loses priority) takes
   the next value of a global counter (``g[G_QSEQ]``); a level's queue is its orders in
   sequence order. Keeping priority (partial cancel, size decrease) keeps the sequence. So
   the hot loop never reads or writes queue neighbours (a linked FIFO costs two more random
   rows per cancel); the queue of a level is sorted on demand (``BookState.queue``), and a
-  clear (R, rare) scans the order table.
-* ``oh[2h], oh[2h+1]`` open-addressing hash (linear probing, backward-shift delete) of
-  ``(book, order_id) -> slot`` holding (order id, ``book << 32 | slot``) pairs, so probes
-  and deletes never touch the order table; 2x the order capacity, so load <= 0.5. The
-  hash (``g[G_HMODE]``) starts locality-preserving (id + book offset: CME ids grow with
-  time, so recent orders share cache lines and do not collide); a probe longer than
-  ``MAX_PROBE`` (adversarial ids) makes the kernel return NEED_REHASH and the table is
-  rebuilt with a mixing hash. The next records' hash slots are prefetched.
+  clear (R, rare) scans the hash.
 * ``lvls[l, L_*]``     price levels: price, aggregate size, order count, book-side (-1 =
   free), free-list link.
 * ``pool[., 0:2]``     per book-side a segment of (key, level id) sorted by key ascending,
@@ -69,10 +69,8 @@ RTYPE_MBP10 = 10
 TOP = 10
 SEG0 = 16  # initial level capacity of a book side
 
-# order table columns
-O_SZ, O_LVL, O_SEQ_LO, O_SEQ_HI = range(4)
-O_COLS = 4
-O_FREE_NEXT = O_SEQ_LO  # a free slot's link in the free list
+# order hash entry: (order id, level << 32 | size); EMPTY marks a free position
+EMPTY = -1
 # level table columns
 L_PX, L_SZ, L_CT, L_BS, L_NEXT = range(5)
 L_COLS = 8  # padded: one 64-byte line per level
@@ -89,8 +87,8 @@ B_COLS = 32
 C_KEY, C_SEQ, C_DEC, C_JUMP = range(4)
 C_COLS = 4
 # globals
-(G_NBOOKS, G_NCH, G_OFREE, G_NOFREE, G_LFREE, G_NLFREE, G_PUSED, G_OUTN, G_LAST_TS,
- G_HAVE_TS, G_RING, G_HMODE, G_HREQ, G_QSEQ) = range(14)
+(G_NBOOKS, G_NCH, G_NOFREE, G_LFREE, G_NLFREE, G_PUSED, G_OUTN, G_LAST_TS,
+ G_HAVE_TS, G_RING, G_HMODE, G_HREQ, G_QSEQ) = range(13)
 G_LEN = 16
 # output row: 12 header columns then bid_px, ask_px, bid_sz, ask_sz, bid_ct, ask_ct (10 each)
 ROW_HDR = 12
@@ -111,8 +109,7 @@ MAX_PROBE = 48  # a longer probe under HASH_SEQ asks for HASH_MIX (adversarial i
 BOOK_MUL = 7146012727573221401
 
 
-# records ahead of the current one whose hash slot is prefetched (prefetching their order
-# rows as well was measured slower: the extra probe costs what the prefetch saves)
+# records ahead of the current one whose hash entry (the whole order) is prefetched
 PF_HASH = 16
 
 
@@ -172,10 +169,10 @@ def _ohash(oid, book, mode, mask):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _ofind(oh, g, oid, book, mode):
-    """(slot, hash position): slot -1 and the empty position when absent.
+def _ofind(oh, lvls, g, oid, book, mode):
+    """(position, found): the order's hash position, or the empty position where it would go.
 
-    ``oh`` holds (order id, book << 32 | slot) pairs, so a probe never leaves the table."""
+    An entry is the order when its id matches and its level belongs to the book."""
     mask = (oh.shape[0] >> 1) - 1
     h = _ohash(oid, book, mode, mask)
     p = 0
@@ -184,24 +181,23 @@ def _ofind(oh, g, oid, book, mode):
         if v < 0:
             if p > MAX_PROBE and mode == HASH_SEQ:
                 g[G_HREQ] = 1
-            return -1, h
-        if oh[2 * h] == oid and (v >> 32) == book:
+            return h, False
+        if oh[2 * h] == oid and (lvls[v >> 32, L_BS] >> 1) == book:
             if p > MAX_PROBE and mode == HASH_SEQ:
                 g[G_HREQ] = 1
-            return v & 0xFFFFFFFF, h
+            return h, True
         h = (h + 1) & mask
         p += 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _oput(oh, h, oid, book, o):
-    oh[2 * h] = oid
-    oh[2 * h + 1] = (book << 32) | o
+def _entry_book(oh, lvls, h):
+    return lvls[oh[2 * h + 1] >> 32, L_BS] >> 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _odel(oh, h, mode):
-    """Delete hash position h with backward shift (no tombstones)."""
+def _odel(oh, oq, lvls, h, mode):
+    """Delete hash position h with backward shift (no tombstones); entries keep their sequence."""
     mask = (oh.shape[0] >> 1) - 1
     i = h
     j = h
@@ -210,12 +206,13 @@ def _odel(oh, h, mode):
         v = oh[2 * j + 1]
         if v < 0:
             break
-        k = _ohash(oh[2 * j], v >> 32, mode, mask)
+        k = _ohash(oh[2 * j], lvls[v >> 32, L_BS] >> 1, mode, mask)
         if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
             oh[2 * i] = oh[2 * j]
             oh[2 * i + 1] = v
+            oq[i] = oq[j]
             i = j
-    oh[2 * i + 1] = -1
+    oh[2 * i + 1] = EMPTY
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -305,88 +302,72 @@ def _level_drop(pool, bsm, lvls, g, l):
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _place(pool, bsm, lvls, ords, bk, snap, g, o, bs, px, sz):
-    """Queue order o with size sz at the back of the level at px on book-side bs."""
+def _place(pool, bsm, lvls, oh, oq, bk, snap, g, h, bs, px, sz):
+    """Queue the order at hash position h with size sz at the back of the level at px on
+    book-side bs."""
     _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, px))
     l = _level_for(pool, bsm, lvls, g, bs, px)
     q = g[G_QSEQ]
     g[G_QSEQ] = q + 1
-    ords[o, O_LVL] = l
-    ords[o, O_SZ] = sz
-    ords[o, O_SEQ_LO] = q
-    ords[o, O_SEQ_HI] = q >> 32
+    oh[2 * h + 1] = (l << 32) | sz
+    oq[h] = q
     lvls[l, L_SZ] += sz
     lvls[l, L_CT] += 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _detach(pool, bsm, lvls, ords, bk, snap, g, o):
-    """Take order o out of its queue (dropping an emptied level); the slot stays."""
-    l = ords[o, O_LVL]
+def _detach(pool, bsm, lvls, oh, bk, snap, g, h):
+    """Take the order at hash position h out of its queue (dropping an emptied level); the
+    entry stays."""
+    v = oh[2 * h + 1]
+    l = v >> 32
     bs = lvls[l, L_BS]
     _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, lvls[l, L_PX]))
-    lvls[l, L_SZ] -= _osz(ords, o)
+    lvls[l, L_SZ] -= v & 0xFFFFFFFF
     lvls[l, L_CT] -= 1
     if lvls[l, L_CT] == 0:
         _level_drop(pool, bsm, lvls, g, l)
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _reduce(pool, bsm, lvls, ords, bk, snap, o, new_size):
+def _reduce(pool, bsm, lvls, oh, bk, snap, h, new_size):
     """Size decrease in place (keeps queue priority)."""
-    l = ords[o, O_LVL]
+    v = oh[2 * h + 1]
+    l = v >> 32
     bs = lvls[l, L_BS]
     _touch(pool, bsm, lvls, bk, snap, bs, _key(bs & 1, lvls[l, L_PX]))
-    lvls[l, L_SZ] -= _osz(ords, o) - new_size
-    ords[o, O_SZ] = new_size
+    lvls[l, L_SZ] -= (v & 0xFFFFFFFF) - new_size
+    oh[2 * h + 1] = (l << 32) | new_size
+
+
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _osz(ords, o):
-    """Size of order o (stored as the bits of a u32)."""
-    return np.int64(ords[o, O_SZ]) & 0xFFFFFFFF
-
-
-@njit(cache=True, inline="always", _nrt=False)
-def _alloc_order(ords, g):
-    o = g[G_OFREE]
-    g[G_OFREE] = ords[o, O_FREE_NEXT]
+def _new_order(oh, bk, g, h, oid, b):
+    """Enter order oid of book b at its empty hash position h (``_place`` fills the rest)."""
+    oh[2 * h] = oid
     g[G_NOFREE] -= 1
-    return o
-
-
-@njit(cache=True, inline="always", _nrt=False)
-def _new_order(ords, oids, oh, bk, g, h, oid, b):
-    """A free slot for order oid of book b, entered in the hash at its empty position h."""
-    o = _alloc_order(ords, g)
-    _oput(oh, h, oid, b, o)
-    oids[o] = oid
     bk[b, B_NORD] += 1
-    return o
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _free_order(oh, ords, bk, g, o, h, hm, b):
-    _odel(oh, h, hm)
+def _free_order(oh, oq, lvls, bk, g, h, hm, b):
+    _odel(oh, oq, lvls, h, hm)
     bk[b, B_NORD] -= 1
-    ords[o, O_LVL] = -1
-    ords[o, O_FREE_NEXT] = g[G_OFREE]
-    g[G_OFREE] = o
     g[G_NOFREE] += 1
 
 
 @njit(cache=True, _nrt=False)
-def _clear_book(pool, bsm, lvls, ords, oids, oh, bk, snap, g, b, hm):
+def _clear_book(pool, bsm, lvls, oh, oq, bk, snap, g, b, hm):
     for side in range(2):
         if bsm[2 * b + side, S_N] > 0:
             bs = 2 * b + side
             _touch(pool, bsm, lvls, bk, snap, bs, pool[bsm[bs, S_START] + bsm[bs, S_N] - 1, 0])
-    if bk[b, B_NORD] > 0:  # orders are not linked per book: scan the table (R is rare)
-        for o in range(ords.shape[0]):
-            l = ords[o, O_LVL]
-            if l >= 0 and (lvls[l, L_BS] >> 1) == b:
-                _, h = _ofind(oh, g, oids[o], b, hm)
-                _free_order(oh, ords, bk, g, o, h, hm, b)
+    if bk[b, B_NORD] > 0:  # orders are not linked per book: scan the hash (R is rare)
+        for h in range(oh.shape[0] >> 1):
+            # a delete shifts later entries back into h (never past it): look at h again
+            while oh[2 * h + 1] >= 0 and _entry_book(oh, lvls, h) == b:
+                _free_order(oh, oq, lvls, bk, g, h, hm, b)
     for side in range(2):
         bs = 2 * b + side
         start = bsm[bs, S_START]
@@ -502,7 +483,7 @@ def _relocate(pool, bsm, g, bs):
 
 
 @njit_plain_indices(cache=True, nogil=True, _nrt=False)
-def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oids, oh, lvls, chn, chh,
+def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, lvls, chn, chh,
                   ring, h64, h32, h16, h8, pxo, szo):
     """Apply records[start:]; returns (next record, status). status OK means all applied.
 
@@ -618,66 +599,67 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, ords, oid
         sz = sz0
         if a == ACT_CANCEL:
             bk[b, Q_CANCEL] += 1
-            o, h = _ofind(oh, g, oid, b, hm)
-            if o < 0:
+            h, found = _ofind(oh, lvls, g, oid, b, hm)
+            if not found:
                 bk[b, Q_UNK_C] += 1
             else:
-                osz = _osz(ords, o)
+                osz = oh[2 * h + 1] & 0xFFFFFFFF
                 if sz > osz:
                     bk[b, Q_NEG] += 1
                     sz = osz
                 if sz == osz:
-                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                    _free_order(oh, ords, bk, g, o, h, hm, b)
+                    _detach(pool, bsm, lvls, oh, bk, snap, g, h)
+                    _free_order(oh, oq, lvls, bk, g, h, hm, b)
                 elif sz > 0:
-                    _reduce(pool, bsm, lvls, ords, bk, snap, o, osz - sz)
+                    _reduce(pool, bsm, lvls, oh, bk, snap, h, osz - sz)
         elif a == ACT_ADD:
             bk[b, Q_ADD] += 1
             if s < 0 or px == UNDEF or sz <= 0:
                 bk[b, Q_INVALID] += 1
             else:
-                o, h = _ofind(oh, g, oid, b, hm)
-                if o >= 0:
+                h, found = _ofind(oh, lvls, g, oid, b, hm)
+                if found:
                     bk[b, Q_DUP] += 1
                     bk[b, B_CERTAIN] = 0  # a re-add of the same order may change nothing
-                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
+                    _detach(pool, bsm, lvls, oh, bk, snap, g, h)
                 else:
-                    o = _new_order(ords, oids, oh, bk, g, h, oid, b)
-                _place(pool, bsm, lvls, ords, bk, snap, g, o, 2 * b + s, px, sz)
+                    _new_order(oh, bk, g, h, oid, b)
+                _place(pool, bsm, lvls, oh, oq, bk, snap, g, h, 2 * b + s, px, sz)
         elif a == ACT_FILL:
             bk[b, Q_FILL] += 1
-            o, h = _ofind(oh, g, oid, b, hm)
-            if o < 0:
+            h, found = _ofind(oh, lvls, g, oid, b, hm)
+            if not found:
                 bk[b, Q_UNK_F] += 1
         elif a == ACT_TRADE:
             bk[b, Q_TRADE] += 1
         elif a == ACT_MODIFY:
             bk[b, Q_MODIFY] += 1
-            o, h = _ofind(oh, g, oid, b, hm)
-            if o < 0:
+            h, found = _ofind(oh, lvls, g, oid, b, hm)
+            if not found:
                 bk[b, Q_UNK_M] += 1
                 if s < 0 or px == UNDEF or sz <= 0:
                     bk[b, Q_INVALID] += 1
                 else:
-                    o = _new_order(ords, oids, oh, bk, g, h, oid, b)
-                    _place(pool, bsm, lvls, ords, bk, snap, g, o, 2 * b + s, px, sz)
+                    _new_order(oh, bk, g, h, oid, b)
+                    _place(pool, bsm, lvls, oh, oq, bk, snap, g, h, 2 * b + s, px, sz)
             elif px == UNDEF:
                 bk[b, Q_INVALID] += 1
             elif sz == 0:
-                _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                _free_order(oh, ords, bk, g, o, h, hm, b)
+                _detach(pool, bsm, lvls, oh, bk, snap, g, h)
+                _free_order(oh, oq, lvls, bk, g, h, hm, b)
             else:
-                l = ords[o, O_LVL]
-                osz = _osz(ords, o)
+                v = oh[2 * h + 1]
+                l = v >> 32
+                osz = v & 0xFFFFFFFF
                 if px != lvls[l, L_PX] or sz > osz:
                     bs = lvls[l, L_BS]
-                    _detach(pool, bsm, lvls, ords, bk, snap, g, o)
-                    _place(pool, bsm, lvls, ords, bk, snap, g, o, bs, px, sz)
+                    _detach(pool, bsm, lvls, oh, bk, snap, g, h)
+                    _place(pool, bsm, lvls, oh, oq, bk, snap, g, h, bs, px, sz)
                 elif sz < osz:
-                    _reduce(pool, bsm, lvls, ords, bk, snap, o, sz)
+                    _reduce(pool, bsm, lvls, oh, bk, snap, h, sz)
         elif a == ACT_CLEAR:
             bk[b, Q_CLEAR] += 1
-            _clear_book(pool, bsm, lvls, ords, oids, oh, bk, snap, g, b, hm)
+            _clear_book(pool, bsm, lvls, oh, oq, bk, snap, g, b, hm)
             bk[b, B_COMPLETE] = 1
         elif a == ACT_NONE:
             bk[b, Q_NONE] += 1
@@ -787,16 +769,19 @@ def flush_rows(g, ring, h64, h32, h16, h8, pxo, szo):
 
 
 @njit(cache=True, _nrt=False)
-def rehash_orders(oh, ords, oids, lvls, mode):
-    oh[:] = -1
+def rehash_orders(oh, oq, old_oh, old_oq, lvls, mode):
+    """Enter every order of (old_oh, old_oq) into the empty (oh, oq) under hash mode."""
     mask = (oh.shape[0] >> 1) - 1
-    for o in range(ords.shape[0]):
-        if ords[o, O_LVL] >= 0:
-            b = lvls[ords[o, O_LVL], L_BS] >> 1
-            h = _ohash(oids[o], b, mode, mask)
+    for p in range(old_oh.shape[0] >> 1):
+        v = old_oh[2 * p + 1]
+        if v >= 0:
+            oid = old_oh[2 * p]
+            h = _ohash(oid, lvls[v >> 32, L_BS] >> 1, mode, mask)
             while oh[2 * h + 1] >= 0:
                 h = (h + 1) & mask
-            _oput(oh, h, oids[o], b, o)
+            oh[2 * h] = oid
+            oh[2 * h + 1] = v
+            oq[h] = old_oq[p]
 
 
 @njit(cache=True, _nrt=False)
@@ -825,6 +810,6 @@ def compact_pool(pool, new_pool, bsm, nbooks):
 
 
 @njit(cache=True, _nrt=False)
-def find_order(oh, g, oid, book):
-    """Python-callable lookup (checks and views): (slot or -1, hash position)."""
-    return _ofind(oh, g, oid, book, g[G_HMODE])
+def find_order(oh, lvls, g, oid, book):
+    """Python-callable lookup (checks and views): (hash position, found)."""
+    return _ofind(oh, lvls, g, oid, book, g[G_HMODE])

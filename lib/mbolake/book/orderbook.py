@@ -112,7 +112,7 @@ class OrderBook:
             return []
         for l in st.level_ids(b, side_index(side)):
             if st.lvls[l, K.L_PX] == price:
-                return [(int(st.oids[o]) & U64, st.order_size(o))
+                return [(st.order_id(o) & U64, st.order_size(o))
                         for o in st.queue(l)]
         return []
 
@@ -126,7 +126,7 @@ class OrderBook:
                 for depth, l in enumerate(st.level_ids(b, side)):
                     for pos, o in enumerate(queues[l]):
                         rows.append((name, int(st.lvls[l, K.L_PX]), depth, pos,
-                                     int(st.oids[o]) & U64, st.order_size(o)))
+                                     st.order_id(o) & U64, st.order_size(o)))
         return pd.DataFrame(rows, columns=["side", "price", "level", "queue_position", "order_id", "size"])
 
     def quality(self) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import kernel as K
 
-FORMAT = "mbolake.book.state/3"  # /3: 16-byte int32 order rows (queue sequence, no links), ids apart
+FORMAT = "mbolake.book.state/4"  # /4: orders held in their hash entries (no order table)
 
 # quality counter name -> column of the book table
 QUALITY_COLUMNS = {
@@ -37,7 +37,7 @@ QUALITY_COLUMNS = {
     "maybe_bad_book_flags": K.Q_MAYBE_BAD,
 }
 
-_ARRAYS = ("g", "bk", "bh", "snap", "bsm", "pool", "ords", "oids", "oh", "lvls", "chn", "chh")
+_ARRAYS = ("g", "bk", "bh", "snap", "bsm", "pool", "oh", "oq", "lvls", "chn", "chh")
 
 
 def _free_chain(table: np.ndarray, first: int, next_col: int, owner_col: int) -> None:
@@ -65,15 +65,14 @@ class BookState:
         self.snap = np.zeros((books, 6 * K.TOP), np.int64)
         self.bsm = np.zeros((2 * books, 4), np.int64)
         self.pool = np.zeros((pool, 2), np.int64)
-        self.ords = np.zeros((orders, K.O_COLS), np.int32)
-        _free_chain(self.ords, 0, K.O_FREE_NEXT, K.O_LVL)
-        self.oids = np.zeros(orders, np.int64)
-        self.oh = np.full(4 * orders, -1, np.int64)  # 2*orders (id, book << 32 | slot) pairs
+        # 2 * orders hash positions of (order id, level << 32 | size) and a queue sequence each
+        self.oh = np.full(4 * orders, K.EMPTY, np.int64)
+        self.oq = np.zeros(2 * orders, np.int64)
         self.lvls = np.zeros((levels, K.L_COLS), np.int64)
         _free_chain(self.lvls, 0, K.L_NEXT, K.L_BS)
         self.chn = np.zeros((channels, K.C_COLS), np.int64)
         self.chh = np.full(2 * channels, -1, np.int64)
-        self.g[K.G_OFREE], self.g[K.G_NOFREE] = 0, orders
+        self.g[K.G_NOFREE] = orders
         self.g[K.G_LFREE], self.g[K.G_NLFREE] = 0, levels
         self.ring = np.zeros((K.RING_ROWS, K.ROW_LEN), np.int64)  # rows being built
 
@@ -83,19 +82,12 @@ class BookState:
     # ---- growth (called between kernel runs, never inside) ----
     def grow(self, status: int) -> None:
         if status == K.NEED_ORDERS:
-            old = self.ords.shape[0]
-            self.ords = _grow_rows(self.ords, 2 * old)
-            self.oids = _grow_rows(self.oids, 2 * old)
-            _free_chain(self.ords, old, K.O_FREE_NEXT, K.O_LVL)
-            self.ords[-1, K.O_FREE_NEXT] = self.g[K.G_OFREE]
-            self.g[K.G_OFREE] = old
-            self.g[K.G_NOFREE] += old
-            self.oh = np.full(8 * old, -1, np.int64)
-            K.rehash_orders(self.oh, self.ords, self.oids, self.lvls, self.g[K.G_HMODE])
+            self.g[K.G_NOFREE] += self.order_capacity
+            self._rehash(2 * self.oq.shape[0])
         elif status == K.NEED_REHASH:  # long probes under the sequential hash: mix instead
             self.g[K.G_HMODE] = K.HASH_MIX
             self.g[K.G_HREQ] = 0
-            K.rehash_orders(self.oh, self.ords, self.oids, self.lvls, self.g[K.G_HMODE])
+            self._rehash(self.oq.shape[0])
         elif status == K.NEED_LEVELS:
             old = self.lvls.shape[0]
             self.lvls = _grow_rows(self.lvls, 2 * old)
@@ -125,6 +117,16 @@ class BookState:
             K.rehash_keys(self.chh, self.chn, self.g[K.G_NCH])
         else:
             raise RuntimeError(f"order book kernel returned unknown status {status}")
+
+    @property
+    def order_capacity(self) -> int:
+        return self.oq.shape[0] // 2
+
+    def _rehash(self, positions: int) -> None:
+        oh, oq = self.oh, self.oq
+        self.oh = np.full(2 * positions, K.EMPTY, np.int64)
+        self.oq = np.zeros(positions, np.int64)
+        K.rehash_orders(self.oh, self.oq, oh, oq, self.lvls, self.g[K.G_HMODE])
 
     # ---- checkpoint ----
     def to_bytes(self) -> bytes:
@@ -159,32 +161,36 @@ class BookState:
         start, n = int(self.bsm[bs, K.S_START]), int(self.bsm[bs, K.S_N])
         return [int(x) for x in self.pool[start : start + n, 1][::-1]]
 
+    # Orders are named by hash position: valid until the kernel runs again.
     def queue(self, level: int) -> list[int]:
-        """Order slots of a level in queue (priority) order."""
+        """Order positions of a level in queue (priority) order."""
         return self.queues().get(int(level), [])
 
     def queues(self) -> dict[int, list[int]]:
-        """Every level's order slots in queue order (by queue sequence), one pass over the table."""
-        slots = np.flatnonzero(self.ords[:, K.O_LVL] >= 0)
-        slots = slots[np.lexsort((self.queue_sequence(slots), self.ords[slots, K.O_LVL]))]
-        levels = self.ords[slots, K.O_LVL]
+        """Every level's order positions in queue order (by queue sequence), one pass over the hash."""
+        positions = self.live_positions()
+        levels = self.oh[2 * positions + 1] >> 32
+        order = np.lexsort((self.oq[positions], levels))
+        positions, levels = positions[order], levels[order]
         cuts = np.flatnonzero(np.diff(levels)) + 1
-        return {int(group_levels[0]): [int(o) for o in group]
-                for group, group_levels in zip(np.split(slots, cuts), np.split(levels, cuts)) if len(group)}
+        return {int(group_levels[0]): [int(p) for p in group]
+                for group, group_levels in zip(np.split(positions, cuts), np.split(levels, cuts)) if len(group)}
 
-    def queue_sequence(self, slots: np.ndarray) -> np.ndarray:
-        rows = self.ords[slots]
-        return (rows[:, K.O_SEQ_HI].astype(np.int64) << 32) | (rows[:, K.O_SEQ_LO].astype(np.int64) & 0xFFFFFFFF)
+    def live_positions(self) -> np.ndarray:
+        return np.flatnonzero(self.oh[1::2] >= 0)
 
-    def order_size(self, slot: int) -> int:
-        return int(self.ords[slot, K.O_SZ]) & 0xFFFFFFFF
+    def order_id(self, position: int) -> int:
+        return int(self.oh[2 * position])
+
+    def order_size(self, position: int) -> int:
+        return int(self.oh[2 * position + 1]) & 0xFFFFFFFF
 
     def check_invariants(self) -> list[str]:
         """Every structural invariant of the book; returns the violations (empty = sound)."""
         bad: list[str] = []
         live = 0
         queues = self.queues()
-        sequences = self.queue_sequence(np.flatnonzero(self.ords[:, K.O_LVL] >= 0))
+        sequences = self.oq[self.live_positions()]
         if len(np.unique(sequences)) != len(sequences) or np.any(sequences >= self.g[K.G_QSEQ]):
             bad.append("queue sequences repeat or run ahead of the counter")
         for b in range(int(self.g[K.G_NBOOKS])):
@@ -208,18 +214,18 @@ class BookState:
                         bad.append(f"level {l}: order with size <= 0")
                     if sum(sizes) != self.lvls[l, K.L_SZ] or len(q) != self.lvls[l, K.L_CT]:
                         bad.append(f"level {l}: aggregate size/count differ from its orders")
-                    for o in q:
-                        found, _ = K.find_order(self.oh, self.g, self.oids[o], b)
-                        if found != o:
-                            bad.append(f"order slot {o}: not found through the hash")
+                    for p in q:
+                        at, found = K.find_order(self.oh, self.lvls, self.g, self.order_id(p), b)
+                        if not found or at != p:
+                            bad.append(f"order at position {p}: not found through the hash")
                     live += len(q)
             if self.bk[b, K.B_NORD] != sum(
                 len(queues.get(l, [])) for side in range(2) for l in self.level_ids(b, side)
             ):
                 bad.append(f"book {b}: live order count differs from its queues")
-        used = int(np.count_nonzero(self.ords[:, K.O_LVL] >= 0))
-        if used != live or int(np.count_nonzero(self.oh[1::2] >= 0)) != live:
-            bad.append(f"{used} used order slots / hash entries for {live} queued orders")
-        if self.g[K.G_NOFREE] != self.ords.shape[0] - live:
+        used = len(self.live_positions())
+        if used != live:
+            bad.append(f"{used} hash entries for {live} queued orders")
+        if self.g[K.G_NOFREE] != self.order_capacity - live:
             bad.append("order free count is wrong")
         return bad
