@@ -482,6 +482,17 @@ def _relocate(pool, bsm, g, bs):
     g[G_PUSED] = new + 2 * cap
 
 
+@njit(cache=True, inline="always", _nrt=False)
+def _leave(g, chn, c, last_seq, have_ts, last_ts, i, status):
+    """Store what the loop keeps in locals (the channel's last sequence, the last ts_recv);
+    returns the kernel's result."""
+    if c >= 0:
+        chn[c, C_SEQ] = last_seq
+    g[G_LAST_TS] = last_ts
+    g[G_HAVE_TS] = 1 if have_ts else 0
+    return i, status
+
+
 @njit_plain_indices(cache=True, nogil=True, _nrt=False)
 def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, lvls, chn, chh,
                   ring, h64, h32, h16, h8, pxo, szo):
@@ -498,6 +509,7 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, l
     b = -1
     last_ck = -1
     c = -1
+    last_seq = -1
     have_ts = g[G_HAVE_TS] != 0
     last_ts = g[G_LAST_TS]
     hmask = (oh.shape[0] >> 1) - 1
@@ -515,9 +527,9 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, l
             b, h = _kfind(bh, bk, key)
             if b < 0:
                 if g[G_NBOOKS] >= bk.shape[0]:
-                    return i, NEED_BOOKS
+                    return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_BOOKS)
                 if pool.shape[0] - g[G_PUSED] < 2 * SEG0:
-                    return i, NEED_POOL
+                    return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_POOL)
                 b = g[G_NBOOKS]
                 g[G_NBOOKS] = b + 1
                 bh[h] = b
@@ -534,13 +546,13 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, l
                 _fill_top(pool, bsm, lvls, b, snap, b, 0)
             last_key = key
         if g[G_NOFREE] < 1:
-            return i, NEED_ORDERS
+            return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_ORDERS)
         if g[G_NLFREE] < 2:
-            return i, NEED_LEVELS
+            return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_LEVELS)
         if g[G_HREQ] != 0:
-            return i, NEED_REHASH
+            return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_REHASH)
         if rows and g[G_OUTN] + g[G_RING] >= cap:
-            return i, NEED_OUT
+            return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_OUT)
         a = (w4 >> 48) & 0xFF
         fl = (w4 >> 32) & 0xFF
         if a == ACT_ADD or a == ACT_MODIFY:
@@ -548,15 +560,17 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, l
                 bs = 2 * b + s2
                 if bsm[bs, S_N] == bsm[bs, S_CAP]:
                     if pool.shape[0] - g[G_PUSED] < 2 * bsm[bs, S_CAP]:
-                        return i, NEED_POOL
+                        return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_POOL)
                     _relocate(pool, bsm, g, bs)
         if not (fl & F_SNAPSHOT):
             ck = (pub << 8) | ((w4 >> 40) & 0xFF)
             if ck != last_ck:
+                if c >= 0:
+                    chn[c, C_SEQ] = last_seq
                 c, h = _kfind(chh, chn, ck)
                 if c < 0:
                     if g[G_NCH] >= chn.shape[0]:
-                        return i, NEED_CHANNELS
+                        return _leave(g, chn, c, last_seq, have_ts, last_ts, i, NEED_CHANNELS)
                     c = g[G_NCH]
                     g[G_NCH] = c + 1
                     chh[h] = c
@@ -565,17 +579,17 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, l
                     chn[c, C_DEC] = 0
                     chn[c, C_JUMP] = 0
                 last_ck = ck
+                last_seq = chn[c, C_SEQ]
             # ---- from here on the record is applied whole ----
             sq = (rec[i, R_W6] >> 32) & 0xFFFFFFFF
-            last = chn[c, C_SEQ]
-            if last >= 0:
-                if sq < last:
+            if last_seq >= 0:
+                if sq < last_seq:
                     chn[c, C_DEC] += 1
                     bk[b, Q_SEQ_DEC] += 1
-                elif sq > last + 1:
+                elif sq > last_seq + 1:
                     chn[c, C_JUMP] += 1
                     bk[b, Q_SEQ_JUMP] += 1
-            chn[c, C_SEQ] = sq
+            last_seq = sq
 
         bk[b, Q_RECORDS] += 1
         t = rec[i, R_TS_RECV]
@@ -583,8 +597,6 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, l
             bk[b, Q_TS_BACK] += 1
         last_ts = t
         have_ts = True
-        g[G_LAST_TS] = t
-        g[G_HAVE_TS] = 1
         if fl & (F_BAD_TS_RECV | F_MAYBE_BAD_BOOK):
             if fl & F_BAD_TS_RECV:
                 bk[b, Q_BAD_TS] += 1
@@ -704,7 +716,7 @@ def apply_records(rec, start, every, rows, g, bk, bh, snap, bsm, pool, oh, oq, l
             g[G_RING] = rr + 1
             if rr + 1 == ring.shape[0]:
                 flush_rows(g, ring, h64, h32, h16, h8, pxo, szo)
-    return n, OK
+    return _leave(g, chn, c, last_seq, have_ts, last_ts, n, OK)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
