@@ -8,7 +8,7 @@ State (int64 arrays, owned and grown by ``book.state.BookState``):
   book-side are the level's (the book of an entry is its level's). So finding an order
   yields everything the hot loop needs in one 16-byte entry: there is no separate order
   table to load. Capacity is half the positions (load <= 0.5). The hash (``g[G_HMODE]``)
-  starts locality-preserving (id + book offset: CME ids grow with time, so recent orders
+  starts locality-preserving (the id itself: CME ids grow with time, so recent orders
   share cache lines and do not collide); a probe longer than ``MAX_PROBE`` (adversarial
   ids) makes the kernel return NEED_REHASH and the table is rebuilt with a mixing hash.
   The next records' hash entries are prefetched. An order's position moves when a delete
@@ -161,10 +161,12 @@ def _mix(x):
 
 @njit(cache=True, inline="always", _nrt=False)
 def _ohash(oid, book, mode, mask):
-    """Hash position of (book, order id). HASH_SEQ keeps nearby ids in nearby slots: CME
-    ids grow with time, so recent (busy) orders share cache lines and never collide."""
+    """Hash position of (book, order id). HASH_SEQ is the id itself, so nearby ids sit in
+    nearby positions: CME ids grow with time, so recent (busy) orders share cache lines and
+    never collide, and a delete's backward shift needs no book. Ids that books share, or
+    that lie a table size apart, collide: long probes switch to HASH_MIX."""
     if mode == HASH_SEQ:
-        return (oid + book * BOOK_MUL) & mask
+        return oid & mask
     return _mix(oid ^ (book * BOOK_MUL)) & mask
 
 
@@ -206,7 +208,10 @@ def _odel(oh, oq, lvls, h, mode):
         v = oh[2 * j + 1]
         if v < 0:
             break
-        k = _ohash(oh[2 * j], lvls[v >> 32, L_BS] >> 1, mode, mask)
+        if mode == HASH_SEQ:  # the home needs no book: no level to load
+            k = oh[2 * j] & mask
+        else:
+            k = _ohash(oh[2 * j], lvls[v >> 32, L_BS] >> 1, mode, mask)
         if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
             oh[2 * i] = oh[2 * j]
             oh[2 * i + 1] = v
