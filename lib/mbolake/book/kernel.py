@@ -7,7 +7,9 @@ State (int64 arrays, owned and grown by ``book.state.BookState``):
   u32 bits), -1 when the position is empty; ``oq[h]`` its queue sequence. Price and
   book-side are the level's (the book of an entry is its level's). So finding an order
   yields everything the hot loop needs in one 16-byte entry: there is no separate order
-  table to load. Capacity is half the positions (load <= 0.5). The hash (``g[G_HMODE]``)
+  table to load. Capacity is a quarter of the positions (load <= 0.25: ids that lie a
+  table size apart collide under the sequential hash, and a sparse table has fewer such
+  pairs; 96 bytes per order of capacity). The hash (``g[G_HMODE]``)
   starts locality-preserving (the id itself: CME ids grow with time, so recent orders
   share cache lines and do not collide); a probe longer than ``MAX_PROBE`` (adversarial
   ids) makes the kernel return NEED_REHASH and the table is rebuilt with a mixing hash.
@@ -105,6 +107,7 @@ R_WORDS = 7
 
 OK, NEED_ORDERS, NEED_LEVELS, NEED_POOL, NEED_BOOKS, NEED_CHANNELS, NEED_OUT, NEED_REHASH = range(8)
 HASH_SEQ, HASH_MIX = 0, 1  # order hash: locality-preserving (ids mostly increase) / mixed
+HASH_LOAD_INVERSE = 4  # hash positions per order of capacity
 MAX_PROBE = 48  # a longer probe under HASH_SEQ asks for HASH_MIX (adversarial ids)
 BOOK_MUL = 7146012727573221401
 

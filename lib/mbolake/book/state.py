@@ -65,9 +65,11 @@ class BookState:
         self.snap = np.zeros((books, 6 * K.TOP), np.int64)
         self.bsm = np.zeros((2 * books, 4), np.int64)
         self.pool = np.zeros((pool, 2), np.int64)
-        # 2 * orders hash positions of (order id, level << 32 | size) and a queue sequence each
-        self.oh = np.full(4 * orders, K.EMPTY, np.int64)
-        self.oq = np.zeros(2 * orders, np.int64)
+        # HASH_LOAD_INVERSE * orders hash positions of (order id, level << 32 | size) and a
+        # queue sequence each
+        positions = K.HASH_LOAD_INVERSE * orders
+        self.oh = np.full(2 * positions, K.EMPTY, np.int64)
+        self.oq = np.zeros(positions, np.int64)
         self.lvls = np.zeros((levels, K.L_COLS), np.int64)
         _free_chain(self.lvls, 0, K.L_NEXT, K.L_BS)
         self.chn = np.zeros((channels, K.C_COLS), np.int64)
@@ -120,7 +122,7 @@ class BookState:
 
     @property
     def order_capacity(self) -> int:
-        return self.oq.shape[0] // 2
+        return self.oq.shape[0] // K.HASH_LOAD_INVERSE
 
     def _rehash(self, positions: int) -> None:
         oh, oq = self.oh, self.oq
