@@ -177,6 +177,12 @@ def _ohash(oid, book, mode, mask):
 
 
 @njit(cache=True, inline="always", _nrt=False)
+def _entry_book(lvls, v):
+    """Book of the order whose hash entry value is v (level << 32 | size): its level's."""
+    return lvls[v >> 32, L_BS] >> 1
+
+
+@njit(cache=True, inline="always", _nrt=False)
 def _ofind(oh, lvls, g, oid, book, mode):
     """(position, found): the order's hash position, or the empty position where it would go.
 
@@ -190,17 +196,12 @@ def _ofind(oh, lvls, g, oid, book, mode):
             if p > MAX_PROBE and mode == HASH_SEQ:
                 g[G_HREQ] = 1
             return h, False
-        if oh[2 * h] == oid and (lvls[v >> 32, L_BS] >> 1) == book:
+        if oh[2 * h] == oid and _entry_book(lvls, v) == book:
             if p > MAX_PROBE and mode == HASH_SEQ:
                 g[G_HREQ] = 1
             return h, True
         h = (h + 1) & mask
         p += 1
-
-
-@njit(cache=True, inline="always", _nrt=False)
-def _entry_book(oh, lvls, h):
-    return lvls[oh[2 * h + 1] >> 32, L_BS] >> 1
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -217,7 +218,7 @@ def _odel(oh, oq, lvls, h, mode):
         if mode == HASH_SEQ:  # the home needs no book: no level to load
             k = oh[2 * j] & mask
         else:
-            k = _ohash(oh[2 * j], lvls[v >> 32, L_BS] >> 1, mode, mask)
+            k = _ohash(oh[2 * j], _entry_book(lvls, v), mode, mask)
         if (j > i and (k <= i or k > j)) or (j < i and k <= i and k > j):
             oh[2 * i] = oh[2 * j]
             oh[2 * i + 1] = v
@@ -351,8 +352,6 @@ def _reduce(pool, bsm, lvls, oh, bk, snap, h, new_size):
     oh[2 * h + 1] = (l << 32) | new_size
 
 
-
-
 @njit(cache=True, inline="always", _nrt=False)
 def _new_order(oh, bk, g, h, oid, b):
     """Enter order oid of book b at its empty hash position h (``_place`` fills the rest)."""
@@ -377,7 +376,7 @@ def _clear_book(pool, bsm, lvls, oh, oq, bk, snap, g, b, hm):
     if bk[b, B_NORD] > 0:  # orders are not linked per book: scan the hash (R is rare)
         for h in range(oh.shape[0] >> 1):
             # a delete shifts later entries back into h (never past it): look at h again
-            while oh[2 * h + 1] >= 0 and _entry_book(oh, lvls, h) == b:
+            while oh[2 * h + 1] >= 0 and _entry_book(lvls, oh[2 * h + 1]) == b:
                 _free_order(oh, oq, lvls, bk, g, h, hm, b)
     for side in range(2):
         bs = 2 * b + side
@@ -799,7 +798,7 @@ def rehash_orders(oh, oq, old_oh, old_oq, lvls, mode):
         v = old_oh[2 * p + 1]
         if v >= 0:
             oid = old_oh[2 * p]
-            h = _ohash(oid, lvls[v >> 32, L_BS] >> 1, mode, mask)
+            h = _ohash(oid, _entry_book(lvls, v), mode, mask)
             while oh[2 * h + 1] >= 0:
                 h = (h + 1) & mask
             oh[2 * h] = oid
