@@ -35,7 +35,7 @@ mlflow-ui: $(STAMP)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns.db --default-artifact-root ./mlartifacts --host 127.0.0.1
 
 strip-notebooks: $(STAMP)
-	$(PY) -m mbolake.notebook_tools strip notebooks
+	$(PY) -m mbolake.runtime.notebook_tools strip notebooks
 
 clean-lake:
 	rm -rf lake runs spark-warehouse

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_book.py [--records 10000000] [--repeat 3] [--no-harsh]
                                               [--chunk-records 131072]
 
-Input: one generated CME-style ES session (``mbolake.synth``, 2025-11-04, seed 11, three
+Input: one generated CME-style ES session (``mbolake.sample.synth``, 2025-11-04, seed 11, three
 instruments, ~54k live orders, adds near the touch, cancels, modifies, T/F/C trade groups),
 the same .dbn.zst file bench_bronze.py uses (made once under benchmarks/data/ when missing).
 Figures, each the best of ``--repeat`` runs on one core:
@@ -45,9 +45,9 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from mbolake import book_replay
+from mbolake.io import book_replay
 from mbolake.book import OrderBook
-from mbolake.dbn import F_LAST, MBO_DTYPE, RTYPE_MBO, iter_mbo_chunks, read_mbo
+from mbolake.io.dbn import F_LAST, MBO_DTYPE, RTYPE_MBO, iter_mbo_chunks, read_mbo
 
 HERE = Path(__file__).resolve().parent
 SESSION = dt.date(2025, 11, 4)
@@ -190,7 +190,7 @@ def synthetic_stream(n: int, n_instruments: int = 2, target_live: int = 40_000, 
 
 def session_file(records: int) -> Path:
     """The realistic input: one generated ES session as .dbn.zst (generated once)."""
-    from mbolake import synth
+    from mbolake.sample import synth
 
     out = HERE / "data" / f"es_{records}"
     params = synth.SynthParams(sessions=1, first_date=SESSION, intensity=records, seed=11)
@@ -372,7 +372,7 @@ def main() -> None:
     now = dt.datetime.now(dt.timezone.utc)
     machine = f"{platform.machine()} {os.cpu_count()} cpu {platform.platform()}, {platform.python_implementation()} {platform.python_version()}"
     source = (f"{path.name} ({path.stat().st_size:,} bytes): generated ES session {SESSION} "
-              f"(mbolake.synth, intensity={args.records:,}, seed=11), {n:,} records")
+              f"(mbolake.sample.synth, intensity={args.records:,}, seed=11), {n:,} records")
     print(f"date      {now:%Y-%m-%d %H:%M} UTC")
     print(f"machine   {machine}; one core used")
     print(f"input     {source} (decoded in {load_s:.1f} s for figure 1-2, not timed)")

@@ -21,7 +21,7 @@ REPO = HERE.parent
 
 
 def bench_input(records: int) -> Path:
-    from mbolake import synth
+    from mbolake.sample import synth
 
     out = HERE / "data" / f"es_{records}"
     params = synth.SynthParams(sessions=1, first_date=dt.date(2025, 11, 4), intensity=records, seed=11)
@@ -42,7 +42,7 @@ def databento_decode_only(path: Path) -> tuple[int, float]:
 
 
 def mbolake_decode_only(path: Path) -> tuple[int, float]:
-    from mbolake.dbn import iter_mbo_chunks
+    from mbolake.io.dbn import iter_mbo_chunks
 
     t0 = time.perf_counter()
     n = sum(len(records) for _, records in iter_mbo_chunks(path))
@@ -55,7 +55,7 @@ def bronze_end_to_end(path: Path) -> tuple[int, float]:
     try:
         shutil.copytree(REPO / "conf", root / "conf")
         os.environ["MBOLAKE_HOME"] = str(root)
-        from mbolake.context import context
+        from mbolake.runtime.context import context
         from mbolake.stages.bronze import BronzeProcessDBN
 
         ctx = context("local")

@@ -24,7 +24,7 @@ class StageClock:
     thread) and the delta-rs write calls it overlaps with."""
 
     def __init__(self):
-        from mbolake.stages import local_engine
+        from mbolake.engines import local as local_engine
 
         self.producing = self.writing = 0.0
         produce, replace = local_engine.produced_in_thread, local_engine.replace
@@ -62,7 +62,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mbolake-pipeline-"))
     shutil.copytree(REPO / "conf", root / "conf")
     os.environ["MBOLAKE_HOME"] = str(root)
-    from mbolake.context import context
+    from mbolake.runtime.context import context
     from mbolake.stages.bronze import BronzeProcessDBN
     from mbolake.stages.gold_setup import GoldExtractSetupVectors
     from mbolake.stages.silver_book import SilverRebuildOrderBook

@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from mbolake import synth
+from mbolake.sample import synth
 
 
 def main() -> None:

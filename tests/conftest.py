@@ -39,8 +39,8 @@ def project(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """One local Spark session with Delta for the whole run (its catalog lake is throwaway)."""
-    from mbolake.config import load_profile
-    from mbolake.spark import get_spark
+    from mbolake.runtime.config import load_profile
+    from mbolake.runtime.spark import get_spark
 
     root = make_project(tmp_path_factory.mktemp("spark_project"))
     old = os.environ.get("MBOLAKE_HOME")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mbolake.book import MBP10_COLUMNS, OrderBook, ReferenceBook
-from mbolake.dbn import read_mbo
+from mbolake.io.dbn import read_mbo
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "dbn"
 pytestmark = pytest.mark.skipif(

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mbolake.book import MBP10_COLUMNS, OrderBook, ReferenceBook
-from mbolake.dbn import F_LAST, F_SNAPSHOT, MBO_DTYPE, UNDEF_PRICE
+from mbolake.io.dbn import F_LAST, F_SNAPSHOT, MBO_DTYPE, UNDEF_PRICE
 
 TICK = 250_000_000
 BASE = 4000 * 4 * TICK
@@ -184,7 +184,7 @@ def test_kernel_never_indexes_outside_its_arrays(tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np, numba
         from mbolake.book import OrderBook
-        from mbolake.jit import njit_plain_indices, plain_indices_supported
+        from mbolake.core.jit import njit_plain_indices, plain_indices_supported
         assert numba.config.BOUNDSCHECK and plain_indices_supported()
 
         @njit_plain_indices()

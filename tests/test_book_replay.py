@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mbolake import synth
+from mbolake.sample import synth
 from mbolake.book import MBP10_COLUMNS, OrderBook
-from mbolake.book_replay import replay
+from mbolake.io.book_replay import replay
 from mbolake.cli import main
-from mbolake.dbn import read_mbo
+from mbolake.io.dbn import read_mbo
 
 SESSION = dt.date(2025, 11, 4)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mbolake.book import MBP10_COLUMNS, OrderBook, ReferenceBook
-from mbolake.dbn import F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, MBO_DTYPE, UNDEF_PRICE
+from mbolake.io.dbn import F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, MBO_DTYPE, UNDEF_PRICE
 
 PX = 1_000_000_000  # 1.0 in Databento fixed-point
 PUB, INST = 1, 42

@@ -9,9 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mbolake import dbn, schemas
-from mbolake.bronze_records import FileContext, order_id_unsigned, to_bronze_table
-from mbolake.products import PRODUCTS, instrument_type_of
+from mbolake.io import dbn
+from mbolake import schemas
+from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
+from mbolake.core.products import PRODUCTS, instrument_type_of
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dbn"
 INGEST_TIME = 1_762_000_000_123_456_789
@@ -211,7 +212,7 @@ def test_render_markdown_lists_the_contract():
 
 
 def test_prefetch_keeps_order_raises_the_producers_error_and_stops_early():
-    from mbolake.prefetch import prefetch
+    from mbolake.core.prefetch import prefetch
 
     assert list(prefetch(range(100), depth=2)) == list(range(100))
 

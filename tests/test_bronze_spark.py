@@ -10,13 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mbolake import delta_tables, synth
-from mbolake.bronze_records import FileContext, order_id_unsigned, to_bronze_table
-from mbolake.config import load_profile
-from mbolake.context import Context
-from mbolake.dbn import read_mbo
-from mbolake.landing import day_folder
-from mbolake.products import get_product
+from mbolake.io import delta_tables
+from mbolake.sample import synth
+from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
+from mbolake.runtime.config import load_profile
+from mbolake.runtime.context import Context
+from mbolake.io.dbn import read_mbo
+from mbolake.io.landing import day_folder
+from mbolake.core.products import get_product
 from mbolake.schemas import BRONZE_MBO, INGEST_MANIFEST, QUARANTINE
 from mbolake.stages.bronze import SHA_KEY, BronzeProcessDBN
 
@@ -148,7 +149,7 @@ def test_a_run_that_died_after_the_data_commit_is_recovered_not_landed_twice(spa
     ctx = bronze_context(spark)
     path = land(ctx, generated_day, SESSION)
     header, records = read_mbo(path)
-    from mbolake.landing import sha256_of
+    from mbolake.io.landing import sha256_of
 
     # The data commit of an earlier run whose manifest row never got written.
     file_ctx = FileContext(header, get_product("ES"), "raw-dbn/earlier", "dead-batch", 1)

@@ -10,7 +10,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from mbolake.calendar import (
+from mbolake.core.calendar import (
     NS_PER_HOUR,
     days_to_dates,
     local_ns,

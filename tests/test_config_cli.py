@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mbolake import cli, config, orchestrator
+from mbolake import cli
+from mbolake.runtime import config, orchestrator
 
 REPO = Path(__file__).resolve().parents[1]
 AZURE_VARS = {

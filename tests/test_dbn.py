@@ -1,4 +1,4 @@
-"""mbolake.dbn against Databento's own test files (DBN v1, v2, v3; zstd and plain)."""
+"""mbolake.io.dbn against Databento's own test files (DBN v1, v2, v3; zstd and plain)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mbolake import dbn
-from mbolake.bronze_records import FileContext, order_id_unsigned, to_bronze_table
-from mbolake.products import PRODUCTS
+from mbolake.io import dbn
+from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
+from mbolake.core.products import PRODUCTS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dbn"
 MBO_FILES = {

@@ -1,4 +1,4 @@
-"""mbolake.databento_download with a fake Historical client.
+"""mbolake.io.databento_download with a fake Historical client.
 
 Databento's cloud API is the true outer edge of this project: these tests never reach
 it. The fake stands in for ``databento.Historical`` (``metadata.get_cost`` and
@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from mbolake import databento_download as dl
+from mbolake.io import databento_download as dl
 
 
 class FakeHistorical:

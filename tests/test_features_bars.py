@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbolake import dbn
+from mbolake.io import dbn
 from mbolake.book import OrderBook
 from mbolake.features import BAR_COLUMNS, BarBuilder, BarParams, build_bars, to_points
 from mbolake.features import bars as B

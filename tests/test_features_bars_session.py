@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mbolake import dbn, synth
+from mbolake.io import dbn
+from mbolake.sample import synth
 from mbolake.book import OrderBook
 from mbolake.features import BAR_COLUMNS, BarBuilder, BarParams, build_bars
 from mbolake.features import bars as B

@@ -55,7 +55,7 @@ def test_parse_both_answer_shapes():
 
 
 def test_tracking_for_the_local_profile(project):
-    from mbolake.config import load_profile
+    from mbolake.runtime.config import load_profile
     from mbolake.ml.inference_client import InferenceClient
     from mbolake.ml.tracking import artifact_root_for, tracking_uri_for
 
@@ -70,7 +70,7 @@ def test_tracking_for_the_local_profile(project):
 def test_setup_mlflow_creates_the_experiment_under_the_artifact_root(project):
     import mlflow
 
-    from mbolake.config import load_profile
+    from mbolake.runtime.config import load_profile
     from mbolake.ml.tracking import setup_mlflow
 
     old = mlflow.get_tracking_uri()

@@ -16,7 +16,7 @@ import pytest
 
 from mbolake.ml.snapshot import feature_matrix, load_snapshot
 from mbolake.ml.split import load_split, split_snapshot
-from mbolake.ml.synthetic import write_synthetic_snapshot
+from mbolake.sample.ml_snapshot import write_synthetic_snapshot
 
 RUN_DATE = dt.date(2024, 6, 1)
 SEED = 11

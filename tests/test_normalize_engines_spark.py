@@ -6,9 +6,10 @@ import os
 
 import pytest
 
-from mbolake import delta_tables, synth
-from mbolake.config import load_profile
-from mbolake.context import Context
+from mbolake.io import delta_tables
+from mbolake.sample import synth
+from mbolake.runtime.config import load_profile
+from mbolake.runtime.context import Context
 from mbolake.schemas import BRONZE_MBO, MBO_NORMALIZED
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.silver_normalize import SilverNormalizeMBO

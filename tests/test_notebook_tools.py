@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mbolake import notebook_tools
+from mbolake.runtime import notebook_tools
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)

@@ -7,9 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mbolake import delta_tables
-from mbolake.config import load_profile
-from mbolake.orchestrator import DEMO_PIPELINE, NotebookFailed, run_notebooks
+from mbolake.io import delta_tables
+from mbolake.runtime.config import load_profile
+from mbolake.runtime.orchestrator import DEMO_PIPELINE, NotebookFailed, run_notebooks
 from mbolake.schemas import BRONZE_MBO, INGEST_MANIFEST
 
 pytestmark = pytest.mark.notebooks
@@ -74,7 +74,7 @@ def test_ml_notebooks_split_sweep_register_and_serve(project):
     """40_ml on a generated snapshot (Gold's export is tested above): a real MLflow store and server."""
     import mlflow
 
-    from mbolake.ml.synthetic import write_synthetic_snapshot
+    from mbolake.sample.ml_snapshot import write_synthetic_snapshot
     from mbolake.ml.tracking import tracking_uri_for
 
     profile = load_profile()

@@ -1,4 +1,4 @@
-"""mbolake.params: defaults < injected globals < Databricks widgets < overrides, coercion, validation."""
+"""mbolake.runtime.params: defaults < injected globals < Databricks widgets < overrides, coercion, validation."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,10 +7,11 @@ import types
 
 import pytest
 
-from mbolake import Param, ParameterError, params
+from mbolake import Param, ParameterError
+from mbolake.runtime import params
 
-# ``mbolake.params`` is the function (re-exported by the package); the module is here:
-params_module = importlib.import_module("mbolake.params")
+# ``mbolake.runtime.params`` is the function (re-exported by the package); the module is here:
+params_module = importlib.import_module("mbolake.runtime.params")
 
 SPEC = {
     "profile": Param(str, "local"),

@@ -7,12 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from mbolake import delta_tables, synth
+from mbolake.io import delta_tables
+from mbolake.sample import synth
 from mbolake.book import OrderBook
-from mbolake.config import load_profile
-from mbolake.context import Context
-from mbolake.dbn import UNDEF_PRICE, read_mbo
-from mbolake.landing import day_folder
+from mbolake.runtime.config import load_profile
+from mbolake.runtime.context import Context
+from mbolake.io.dbn import UNDEF_PRICE, read_mbo
+from mbolake.io.landing import day_folder
 from mbolake.schemas import BOOK_QUALITY, ORDERBOOK_STATE
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.silver_book import SilverRebuildOrderBook

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from mbolake import dbn, synth
+from mbolake.io import dbn
+from mbolake.sample import synth
 
 INTENSITY = 60_000
 DATE = dt.date(2025, 11, 3)

@@ -3,8 +3,8 @@
 Notebooks use three names from here: ``Param`` to declare parameters, ``params`` to
 resolve and validate them, and ``context`` for the profile and the Spark session.
 """
-from .context import Context, context
-from .params import Param, ParameterError, params
+from .runtime.context import Context, context
+from .runtime.params import Param, ParameterError, params
 
 __version__ = "0.1.0"
 __all__ = ["Context", "context", "Param", "ParameterError", "params", "__version__"]

@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def book_replay(args) -> int:
-    from .book_replay import replay
-    from .dbn import DbnFormatError
+    from .io.book_replay import replay
+    from .io.dbn import DbnFormatError
 
     try:
         result = replay(args.file, args.out, every_record=args.every_record, instrument_id=args.instrument)
@@ -82,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "book":
         return book_replay(args)
     if args.command == "warm":
-        from .spark import get_spark
+        from .runtime.spark import get_spark
 
         spark = get_spark()
         print(f"Spark {spark.version} with Delta Lake is ready")
         return 0
-    from .orchestrator import DEMO_PIPELINE, main_run
+    from .runtime.orchestrator import DEMO_PIPELINE, main_run
 
     params = parse_parameters(args.param)
     names = DEMO_PIPELINE if args.command == "demo" else args.notebooks

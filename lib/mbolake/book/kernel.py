@@ -57,17 +57,12 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..jit import njit_plain_indices
+from ..core.jit import njit_plain_indices
 
-UNDEF = np.iinfo(np.int64).max
-F_LAST = 0x80
-F_SNAPSHOT = 0x20
-F_BAD_TS_RECV = 0x08
-F_MAYBE_BAD_BOOK = 0x04
+from ..core.constants import (ACT_ADD, ACT_CANCEL, ACT_CLEAR, ACT_FILL, ACT_MODIFY, ACT_NONE, ACT_TRADE,
+                              F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, RTYPE_MBP10, SIDE_ASK, SIDE_BID)
+from ..core.constants import UNDEF_PRICE as UNDEF
 
-ACT_ADD, ACT_CANCEL, ACT_MODIFY, ACT_CLEAR, ACT_TRADE, ACT_FILL, ACT_NONE = 65, 67, 77, 82, 84, 70, 78
-SIDE_BID, SIDE_ASK = 66, 65
-RTYPE_MBP10 = 10
 TOP = 10
 SEG0 = 16  # initial level capacity of a book side
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from .kernel import UNDEF
+from ..core.constants import UNDEF_PRICE as UNDEF
+from ..core.constants import ascii_codes
 
 # field -> dtype the kernel reads (u64 fields are viewed as int64 without copying)
 FIELDS = (
@@ -17,14 +18,6 @@ FIELDS = (
     ("channel_id", np.uint8),
 )
 FIELD_NAMES = tuple(name for name, _ in FIELDS)
-
-
-def _char_codes(col: np.ndarray) -> np.ndarray:
-    if col.dtype.kind == "S" and col.dtype.itemsize == 1:
-        return col.view(np.uint8)
-    if col.dtype.kind in "SUO":
-        return np.asarray(col, dtype="S1").view(np.uint8)
-    return col.astype(np.uint8, copy=False)
 
 
 def _float_prices(col: np.ndarray) -> np.ndarray:
@@ -40,7 +33,7 @@ def _float_prices(col: np.ndarray) -> np.ndarray:
 
 def _column(col: np.ndarray, name: str, dtype) -> np.ndarray:
     if name in ("action", "side"):
-        return _char_codes(col)
+        return ascii_codes(col)
     if name == "price" and col.dtype.kind == "f":
         return _float_prices(col)
     if dtype is np.int64 and col.dtype == np.uint64:
@@ -51,7 +44,7 @@ def _column(col: np.ndarray, name: str, dtype) -> np.ndarray:
 def record_columns(records) -> tuple[np.ndarray, ...]:
     """The 12 kernel input columns, in FIELD_NAMES order, without per-record Python objects.
 
-    ``records`` is an array of ``mbolake.dbn.MBO_DTYPE`` (fields are viewed, not copied), or
+    ``records`` is an array of ``mbolake.io.dbn.MBO_DTYPE`` (fields are viewed, not copied), or
     a pandas DataFrame / mapping of columns (action and side as 1-char str/bytes or ASCII
     codes; channel_id may be absent and then is 0).
     """
@@ -79,7 +72,7 @@ def record_columns(records) -> tuple[np.ndarray, ...]:
 
 def _mbo_layout(dtype: np.dtype) -> bool:
     """Whether a structured dtype is Databento's MboMsg (56 bytes, or 64 with ts_out)."""
-    from ..dbn import MBO_DTYPE
+    from ..core.constants import MBO_DTYPE
 
     fields = dtype.fields or {}
     return (dtype.itemsize in (56, 64) and sys.byteorder == "little"

@@ -48,7 +48,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..calendar import local_time_to_ns
+from ..core.calendar import local_time_to_ns
 from .candles import CANDLE_NS
 from .levels import LEVEL_TYPES, as_date
 

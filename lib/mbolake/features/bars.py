@@ -65,8 +65,12 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from .stats import EPS, INT64_MIN, UNDEF, band_index, ofi_level, wall_scores
-from .units import FIXED_SCALE, px_points
+from ..core.constants import (ACT_ADD, ACT_CANCEL, ACT_CLEAR, ACT_MODIFY, ACT_TRADE, F_LAST, FIXED_SCALE, SIDE_ASK,
+                              SIDE_BID)
+from ..core.constants import UNDEF_PRICE as UNDEF
+from ..core.constants import ascii_codes
+from .stats import EPS, INT64_MIN, band_index, ofi_level, wall_scores
+from .units import px_points
 
 BANDS = ("p0_1", "p1_2", "p2_3", "p3_5", "p5_10")
 ES_BAND_EDGES_PTS = (1.0, 2.0, 3.0, 5.0, 10.0)
@@ -166,9 +170,6 @@ GI_LEN = 16
 F_MP_LAST, F_MP_PRIOR, F_LAST_MID, F_CUR_MID = range(4)  # F_MP_LAST is the current state's microprice
 GF_LEN = 8
 
-ACT_ADD, ACT_CANCEL, ACT_MODIFY, ACT_CLEAR, ACT_TRADE = 65, 67, 77, 82, 84
-SIDE_BID, SIDE_ASK = 66, 65
-F_LAST = 0x80
 OK, NEED_ORDERS = 0, 1
 FORMAT = "mbolake.features.bars.state/1"
 
@@ -215,8 +216,8 @@ class BarParams:
     @classmethod
     def for_session(cls, session_date, product=None, start=(8, 30), end=(12, 30), **kw) -> "BarParams":
         """08:30-12:30 exchange-local of ``session_date`` (defaults: ES)."""
-        from ..calendar import local_time_to_ns
-        from ..products import get_product
+        from ..core.calendar import local_time_to_ns
+        from ..core.products import get_product
 
         p = product if product is not None else get_product("ES")
         if isinstance(p, str):
@@ -712,24 +713,14 @@ def _int64(col) -> np.ndarray:
     return col.astype(np.int64)
 
 
-def _codes(col) -> np.ndarray:
-    """Action/side as ASCII codes (uint8), viewed without a copy for S1 columns."""
-    col = np.asarray(col)
-    if col.dtype.kind == "S" and col.dtype.itemsize == 1:
-        return col.view(np.uint8)
-    if col.dtype.kind in "SUO":
-        return np.asarray(col, dtype="S1").view(np.uint8)
-    return col.astype(np.uint8, copy=False)
-
-
 def _mbo_columns(mbo):
-    return (_int64(_get(mbo, "ts_recv")), _codes(_get(mbo, "action")), _codes(_get(mbo, "side")),
+    return (_int64(_get(mbo, "ts_recv")), ascii_codes(_get(mbo, "action")), ascii_codes(_get(mbo, "side")),
             _int64(_get(mbo, "price")), _int64(_get(mbo, "size")), _int64(_get(mbo, "order_id")),
             _int64(_get(mbo, "flags")))
 
 
 def _mbp_columns(mbp):
-    hdr = (_int64(_get(mbp, "ts_recv")), _codes(_get(mbp, "action")), _codes(_get(mbp, "side")),
+    hdr = (_int64(_get(mbp, "ts_recv")), ascii_codes(_get(mbp, "action")), ascii_codes(_get(mbp, "side")),
            _int64(_get(mbp, "price")), _int64(_get(mbp, "size")), _int64(_get(mbp, "flags")))
     px = tuple(np.ascontiguousarray(_int64(_get(mbp, f"{s}_px_{i:02d}")), dtype=np.int64)
                for s in ("bid", "ask") for i in range(TOP))

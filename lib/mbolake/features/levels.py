@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..calendar import local_time_to_ns
+from ..core.calendar import local_time_to_ns
 
 LEVEL_TYPES = ("pm_high", "pm_low", "or_high", "or_low")
 

@@ -11,7 +11,6 @@ from numba import njit
 
 EPS = 1e-9
 INT64_MIN = np.iinfo(np.int64).min
-UNDEF = np.iinfo(np.int64).max
 
 
 @njit(cache=True, inline="always")

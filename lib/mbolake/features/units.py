@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-FIXED_SCALE = 1_000_000_000  # fixed-point units per point
-UNDEF_PRICE = np.iinfo(np.int64).max  # Databento's undefined-price sentinel (dbn.UNDEF_PRICE)
+from ..core.constants import FIXED_SCALE, UNDEF_PRICE  # noqa: F401 (FIXED_SCALE re-exported)
 
 
 def to_points(fixed) -> np.ndarray | float:

@@ -1,4 +1,4 @@
-"""Read a frozen training snapshot (written by ``stages.gold_setup.export_training_snapshot``)."""
+"""Read a frozen training snapshot (written by ``stages.training_snapshot.export_training_snapshot``)."""
 from __future__ import annotations
 
 import datetime as dt

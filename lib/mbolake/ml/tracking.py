@@ -42,7 +42,7 @@ def setup_mlflow(profile=None, experiment: str = DEFAULT_EXPERIMENT, tracking_ur
     ``./mlartifacts``); on Azure ML the workspace decides.
     """
     if profile is None and tracking_uri is None:
-        from ..config import load_profile
+        from ..runtime.config import load_profile
         profile = load_profile()
     uri = tracking_uri or tracking_uri_for(profile)
     if artifact_root is None and profile is not None:

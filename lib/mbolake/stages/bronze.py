@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .. import delta_tables, landing
-from ..prefetch import prefetch
-from ..bronze_records import FileContext, to_bronze_table
-from ..calendar import days_to_dates
-from ..context import Context
-from ..dbn import DbnFormatError, iter_mbo_chunks, read_header
-from ..products import get_product
+from ..io import delta_tables, landing
+from ..core.prefetch import prefetch
+from .bronze_records import FileContext, to_bronze_table
+from ..core.calendar import days_to_dates
+from ..runtime.context import Context
+from ..io.dbn import DbnFormatError, iter_mbo_chunks, read_header
+from ..core.products import get_product
 from ..schemas import BRONZE_MBO, INGEST_MANIFEST, QUARANTINE
 
 SHA_KEY = "mbolake.sha256"

@@ -1,5 +1,5 @@
 """GoldExtractSetupVectors: ``silver.feature_primitives`` -> ``gold.setup_vectors``, ``gold.labels``,
-``gold.training_view``; and the frozen training snapshot.
+``gold.training_view`` (the frozen training snapshot is ``stages.training_snapshot``).
 
 The primitives of an episode hold the signatures of positions -5..6 and the OHLC of those
 candles, so the vector (positions -5..0) and the label (trigger = -1, confirm = 0,
@@ -8,23 +8,20 @@ episode), so the vectors are built on the driver from one collected frame.
 """
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from ..context import Context
-from ..products import get_product
+from ..runtime.context import Context
+from ..core.products import get_product
 from ..schemas import (FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, SESSION_LEVELS, SETUP_VECTORS, TRAINING_VIEW,
                        spark_schema)
-from . import local_engine
-from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
-from .local_engine import stage_engine
+from ..engines import local as local_engine
+from ..engines.spark import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from ..engines.local import stage_engine
 from .silver_features import StageSummary
 
 
@@ -148,45 +145,3 @@ class GoldExtractSetupVectors:
 
 
 SESSION_META_COLUMNS = ["contract_id", "session_date", "front_month_dominance", "roll_contaminated"]
-
-
-def export_training_snapshot(ctx: Context, model_id: str, run_date: dt.date, complete_only: bool = True) -> Path:
-    """Freeze ``gold.training_view`` for ``model_id`` into ``ml/artifacts/datasets/{model_id}/{run_date}/``.
-
-    Parquet plus ``manifest.json`` (row counts, Delta versions read, SHA-256 per file). A
-    snapshot is immutable: exporting to an existing folder fails.
-    """
-    from pyspark.sql import functions as F
-
-    from .. import delta_tables
-    from ..features.setup_vector import FEATURE_SET, SETUP_V2_LAYOUT
-
-    target = Path(ctx.profile.ml_artifacts_root) / "datasets" / model_id / run_date.isoformat()
-    if target.exists():
-        raise FileExistsError(f"training snapshot {target} exists already; snapshots are immutable")
-    view, version = read_pinned(ctx, TRAINING_VIEW, "the training snapshot export")
-    view = view.where(F.col("model_id") == model_id)
-    if complete_only:
-        view = view.where(F.col("label_complete"))
-    pdf = view.orderBy("vector_time", "episode_id").toPandas()
-    if pdf.empty:
-        raise ValueError(f"no labelled episodes for model_id {model_id!r} in {TRAINING_VIEW.name}")
-    partial = target.with_name(target.name + ".partial")
-    partial.mkdir(parents=True)
-    data_file = partial / "training_view.parquet"
-    pdf.to_parquet(data_file, index=False)
-    manifest = {
-        "model_id": model_id, "run_date": run_date.isoformat(), "feature_set": FEATURE_SET,
-        "feature_layout": list(SETUP_V2_LAYOUT), "rows": len(pdf),
-        "outcomes": pdf["outcome"].value_counts().to_dict(),
-        "sessions": sorted(str(d) for d in pdf["session_date"].unique()),
-        "delta_versions": {TRAINING_VIEW.name: version,
-                           **{t: delta_tables.version(ctx.profile, tab) for t, tab in
-                              ((SETUP_VECTORS.name, SETUP_VECTORS), (LABELS.name, LABELS))}},
-        "code_version": ctx.code_version,
-        "files": {data_file.name: hashlib.sha256(data_file.read_bytes()).hexdigest()},
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    partial.rename(target)
-    return target

@@ -23,12 +23,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..context import Context
-from ..dbn import UNDEF_PRICE
+from ..runtime.context import Context
+from ..core.constants import UNDEF_PRICE
 from ..schemas import BOOK_QUALITY, BOOK_QUALITY_COUNTERS, BRONZE_MBO, ORDERBOOK_STATE, spark_schema
-from . import local_engine
-from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
-from .local_engine import stage_engine
+from ..engines import local as local_engine
+from ..engines.spark import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from ..engines.local import stage_engine
 
 # records per kernel call: the rows of a chunk stay a few tens of MB, and the book's output
 # blocks are reused warm (fresh memory costs a page fault per 4 KB on this kind of VM)

@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from ..calendar import local_time_to_ns
-from ..context import Context
-from ..products import get_product
-from ..schemas import (BAR_5S, FEATURE_PRIMITIVES, MBO_NORMALIZED, ORDERBOOK_STATE, SESSION_LEVELS, spark_schema)
-from . import local_engine
-from .common import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
-from .local_engine import stage_engine
+from ..core.calendar import local_time_to_ns
+from ..core.constants import PRICE_SCALE
+from ..runtime.context import Context
+from ..core.products import get_product
+from ..schemas import BAR_5S, FEATURE_PRIMITIVES, MBO_NORMALIZED, ORDERBOOK_STATE, SESSION_LEVELS, spark_schema
+from ..engines import local as local_engine
+from ..engines.spark import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
+from ..engines.local import stage_engine
 from .silver_book import GROUP_INPUT_COLUMNS, kernel_chunks, kernel_input
 
-PRICE_SCALE = 1e-9
 
 
 @dataclass

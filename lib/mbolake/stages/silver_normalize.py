@@ -18,13 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..calendar import local_ns
-from ..context import Context
-from ..products import get_product
+from ..core.calendar import local_ns
+from ..runtime.context import Context
+from ..core.products import get_product
 from ..schemas import BRONZE_MBO, MBO_NORMALIZED, spark_schema
-from . import local_engine
-from .common import data_version, in_dates, read_pinned, replace_rows
-from .local_engine import category_codes, stage_engine
+from ..engines import local as local_engine
+from ..engines.spark import data_version, in_dates, read_pinned, replace_rows
+from ..engines.local import category_codes, stage_engine
 
 RTH = ((9, 30), (16, 0))
 POST_END = {"FUT": (17, 0), "STK": (20, 0)}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from ..context import Context
+from ..runtime.context import Context
 from ..schemas import Table, check_spark_schema
 
 
 def read_pinned(ctx: Context, table: Table, needed_by: str):
     """``(DataFrame, version)`` of ``table`` at its current version; a clear error when absent."""
-    from .. import delta_tables
+    from ..io import delta_tables
 
     version = delta_tables.version(ctx.profile, table)
     if version is None:

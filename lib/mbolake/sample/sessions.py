@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import synth
-from .config import Profile
+from ..runtime.config import Profile
 
 
 @dataclass

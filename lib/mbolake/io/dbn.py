@@ -20,40 +20,10 @@ import databento_dbn
 import numpy as np
 import zstandard
 
-RTYPE_MBO = 0xA0
-MBO_RECORD_BYTES = 56
-UNDEF_PRICE = np.iinfo(np.int64).max
-
-F_LAST = 0x80
-F_TOB = 0x40
-F_SNAPSHOT = 0x20
-F_MBP = 0x10
-F_BAD_TS_RECV = 0x08
-F_MAYBE_BAD_BOOK = 0x04
+from ..core.constants import (F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_MBP, F_SNAPSHOT,  # noqa: F401 (re-exported)
+                              F_TOB, MBO_DTYPE, MBO_RECORD_BYTES, RTYPE_MBO, UNDEF_PRICE)
 
 PUBLISHER_DATASETS = {1: "GLBX.MDP3", 2: "XNAS.ITCH"}
-
-# Databento MboMsg, little-endian, packed (header 16 bytes + body 40 bytes).
-MBO_DTYPE = np.dtype(
-    [
-        ("length", "u1"),
-        ("rtype", "u1"),
-        ("publisher_id", "<u2"),
-        ("instrument_id", "<u4"),
-        ("ts_event", "<u8"),
-        ("order_id", "<u8"),
-        ("price", "<i8"),
-        ("size", "<u4"),
-        ("flags", "u1"),
-        ("channel_id", "u1"),
-        ("action", "S1"),
-        ("side", "S1"),
-        ("ts_recv", "<u8"),
-        ("ts_in_delta", "<i4"),
-        ("sequence", "<u4"),
-    ]
-)
-assert MBO_DTYPE.itemsize == MBO_RECORD_BYTES
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from .config import Profile
-from .schemas import TABLES, Table, check_schema
+from ..runtime.config import Profile
+from ..schemas import TABLES, Table, check_schema
 
 
 def storage_options() -> dict[str, str] | None:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from .calendar import NS_PER_DAY, session_days
-from .dbn import UNDEF_PRICE, DbnHeader
-from .products import Product, instrument_type_of
-from .schemas import BRONZE_MBO, check_schema
+from ..core.calendar import NS_PER_DAY, session_days
+from ..core.constants import UNDEF_PRICE
+from ..io.dbn import DbnHeader
+from ..core.products import Product, instrument_type_of
+from ..schemas import BRONZE_MBO, check_schema
 
 _EPOCH = dt.date(1970, 1, 1)
 

@@ -30,9 +30,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from .. import delta_tables
-from ..context import Context
-from ..prefetch import prefetch
+from ..io import delta_tables
+from ..runtime.context import Context
+from ..core.prefetch import prefetch
 from ..schemas import Table, check_schema
 
 ENGINES = ("local", "spark")
@@ -210,7 +210,7 @@ def replace(ctx: Context, table: Table, parts: Iterable[pa.Table | pa.RecordBatc
 
 
 def produced_in_thread(parts: Iterable, depth: int = 2) -> Iterator:
-    """``parts`` produced on their own thread (see ``mbolake.prefetch``): delta-rs pulls the
+    """``parts`` produced on their own thread (see ``mbolake.core.prefetch``): delta-rs pulls the
     batches it writes from inside its runtime, and the producer reads Delta itself."""
     return prefetch(parts, depth, name="mbolake-stage-producer")
 

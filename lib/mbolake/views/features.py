@@ -6,8 +6,8 @@ import datetime as dt
 
 import pandas as pd
 
-from . import delta_tables
-from .schemas import BAR_5S, FEATURE_PRIMITIVES, LABELS, SESSION_LEVELS
+from ..io import delta_tables
+from ..schemas import BAR_5S, FEATURE_PRIMITIVES, LABELS, SESSION_LEVELS
 
 LEVEL_COLORS = {"pm_high": "#1f77b4", "pm_low": "#17becf", "or_high": "#d62728", "or_low": "#ff7f0e"}
 OUTCOME_SYMBOLS = {"BREAK": "triangle-up", "REJECT": "x", "CHOP": "circle", None: "diamond"}

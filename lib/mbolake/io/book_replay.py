@@ -17,9 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .book import OrderBook
+from ..book import OrderBook
 from .dbn import iter_mbo_chunks
-from .prefetch import prefetch
+from ..core.prefetch import prefetch
 
 
 @dataclass

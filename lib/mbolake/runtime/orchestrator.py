@@ -118,7 +118,7 @@ def champion_report(profile: Profile, model_name: str = "ES_MODEL_setup_v2") -> 
     """The served champion: its MLflow run and the test metrics it was registered with."""
     import mlflow
 
-    from .ml.tracking import tracking_uri_for
+    from ..ml.tracking import tracking_uri_for
 
     mlflow.set_tracking_uri(tracking_uri_for(profile))
     version = mlflow.MlflowClient().get_model_version_by_alias(model_name, "champion")

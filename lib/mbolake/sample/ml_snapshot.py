@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .snapshot import DATA_FILE, MANIFEST_FILE, sha256_file, snapshot_dir
+from ..ml.snapshot import DATA_FILE, MANIFEST_FILE, sha256_file, snapshot_dir
 
 CLASSES = ("BREAK", "CHOP", "REJECT")
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pandas as pd
 
-from .schemas import BRONZE_MBO, QUARANTINE, INGEST_MANIFEST
+from ..schemas import BRONZE_MBO, QUARANTINE, INGEST_MANIFEST
 
 
 def bronze_frame(ctx, underlier: str, start_date: dt.date | None = None, end_date: dt.date | None = None):
@@ -56,13 +56,13 @@ def plot_message_rate(rate: pd.DataFrame, title: str = "Message rate"):
 
 
 def quarantine_table(ctx) -> pd.DataFrame:
-    from . import delta_tables
+    from ..io import delta_tables
 
     return delta_tables.read(ctx.profile, QUARANTINE).to_pandas().sort_values("time", ascending=False)
 
 
 def manifest_table(ctx) -> pd.DataFrame:
-    from . import delta_tables
+    from ..io import delta_tables
 
     m = delta_tables.read(ctx.profile, INGEST_MANIFEST).to_pandas()
     return m.sort_values("started_at", ascending=False).reset_index(drop=True)

@@ -29,7 +29,7 @@ def strip(path: Path) -> bool:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "strip":
-        print("usage: python -m mbolake.notebook_tools strip <folder>", file=sys.stderr)
+        print("usage: python -m mbolake.runtime.notebook_tools strip <folder>", file=sys.stderr)
         return 2
     for nb in sorted(Path(argv[1]).rglob("*.ipynb")):
         if ".ipynb_checkpoints" not in nb.parts and strip(nb):

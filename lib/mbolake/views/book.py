@@ -5,9 +5,9 @@ import datetime as dt
 
 import pandas as pd
 
-from .schemas import ORDERBOOK_STATE
+from ..core.constants import PRICE_SCALE
+from ..schemas import ORDERBOOK_STATE
 
-PRICE_SCALE = 1e-9
 
 
 def session_book(ctx, contract_id: str, session_date: dt.date, every: int = 1) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 ``generate_sample(out_root, SynthParams(...))`` writes one zstd-compressed DBN v3 MBO
 file per weekday session to ``out_root/ES/FUT/yyyymmdd/glbx-mdp3-yyyymmdd.mbo.dbn.zst``.
-The files are readable by ``databento.DBNStore.from_file`` and by ``mbolake.dbn``.
+The files are readable by ``databento.DBNStore.from_file`` and by ``mbolake.io.dbn``.
 
 Each file holds three instruments of GLBX.MDP3 (publisher 1): the front-month outright
 (e.g. ESZ5), a thin back month (ESH6) and the calendar spread (ESZ5-ESH6). Per
@@ -55,8 +55,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from mbolake import dbn
-from mbolake.calendar import local_time_to_ns
+from mbolake.io import dbn
+from mbolake.core.calendar import local_time_to_ns
 
 TZ = "America/New_York"
 TICK = 250_000_000  # 0.25 index points, fixed-point 1e-9
