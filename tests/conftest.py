@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "dbn"
+from tests.helpers import FIXTURES, make_project
 
 
 @pytest.fixture(scope="session")
@@ -16,16 +14,6 @@ def dbn_fixtures() -> Path:
     if not FIXTURES.is_dir():
         pytest.skip(f"Databento's real test files are not here ({FIXTURES}); they live outside the project")
     return FIXTURES
-
-
-def make_project(root: Path) -> Path:
-    """A project root of its own (conf/ + a link to the real notebooks) for one test's lake."""
-    (root / "conf").mkdir(parents=True, exist_ok=True)
-    for conf in (REPO / "conf").glob("*.yaml"):
-        shutil.copy(conf, root / "conf" / conf.name)
-    if not (root / "notebooks").exists():
-        (root / "notebooks").symlink_to(REPO / "notebooks")
-    return root
 
 
 @pytest.fixture

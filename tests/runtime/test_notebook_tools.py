@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from mbolake.runtime import notebook_tools
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 COMMITTED = sorted(p for p in (REPO / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "azureml"
+from tests.helpers import REPO
+
+DEPLOY = REPO / "deploy" / "azureml"
 
 pytest.importorskip("azure.ai.ml")
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -14,17 +13,13 @@ from mbolake import schemas
 from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
 from mbolake.core.products import PRODUCTS, instrument_type_of
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dbn"
 INGEST_TIME = 1_762_000_000_123_456_789
 SOURCE = "raw-dbn/ES/FUT/20201228/test_data.mbo.v3.dbn.zst"
 
 
 @pytest.fixture(scope="module")
-def fixture():
-    path = FIXTURES / "test_data.mbo.v3.dbn.zst"
-    if not path.exists():
-        pytest.skip(f"Databento's real DBN test files are not here ({FIXTURES}); they live outside the project")
-    return dbn.read_mbo(path)
+def fixture(dbn_fixtures):
+    return dbn.read_mbo(dbn_fixtures / "test_data.mbo.v3.dbn.zst")
 
 
 def ctx_for(header, product="ES") -> FileContext:

@@ -11,7 +11,6 @@ from mbolake.io import dbn
 from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
 from mbolake.core.products import PRODUCTS
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "dbn"
 MBO_FILES = {
     1: "test_data.mbo.v1.dbn.zst",
     2: "test_data.mbo.v2.dbn.zst",
@@ -21,10 +20,8 @@ MBO_FILES = {
 
 
 @pytest.fixture(scope="module")
-def fixtures() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"Databento's real DBN test files are not here ({FIXTURES}); they live outside the project")
-    return FIXTURES
+def fixtures(dbn_fixtures) -> Path:
+    return dbn_fixtures
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from mbolake.schemas import BRONZE_MBO, MBO_NORMALIZED
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.silver_normalize import SilverNormalizeMBO
 
-from .conftest import make_project
+from tests.helpers import make_project
 
 pytestmark = pytest.mark.spark
 

@@ -25,7 +25,7 @@ from mbolake.stages.silver_features import (SilverAddSessionLevels, SilverComput
                                             SilverExtractLevelApproach2m)
 from mbolake.stages.silver_normalize import SilverNormalizeMBO
 
-from .conftest import make_project
+from tests.helpers import make_project
 
 pytestmark = pytest.mark.spark
 

@@ -8,7 +8,8 @@ import pytest
 from mbolake import cli
 from mbolake.runtime import config, orchestrator
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 AZURE_VARS = {
     "MBOLAKE_LAKE_ROOT": "abfss://lake@acct.dfs.core.windows.net/lake",
     "MBOLAKE_RAW_DBN_ROOT": "abfss://lake@acct.dfs.core.windows.net/raw-dbn",
