@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mbolake-installed
 
-.PHONY: setup demo test test-fast bench lab mlflow-ui clean-lake strip-notebooks
+.PHONY: setup demo lint test test-fast bench lab mlflow-ui clean-lake strip-notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/mbolake demo
+
+# ruff (pyflakes, import order, bugbear) and the layer contracts of pyproject.toml [tool.importlinter]
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lib tests benchmarks
+	$(VENV)/bin/lint-imports --no-cache
 
 test: $(STAMP)
 	$(PY) -m pytest -q

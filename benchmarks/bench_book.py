@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from mbolake.io import book_replay
 from mbolake.book import OrderBook
+from mbolake.io import book_replay
 from mbolake.io.dbn import F_LAST, MBO_DTYPE, RTYPE_MBO, iter_mbo_chunks, read_mbo
 
 HERE = Path(__file__).resolve().parent

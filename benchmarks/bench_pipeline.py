@@ -66,8 +66,11 @@ def main() -> None:
     from mbolake.stages.bronze import BronzeProcessDBN
     from mbolake.stages.gold_setup import GoldExtractSetupVectors
     from mbolake.stages.silver_book import SilverRebuildOrderBook
-    from mbolake.stages.silver_features import (SilverAddSessionLevels, SilverComputeBar5sFeatures,
-                                                SilverExtractLevelApproach2m)
+    from mbolake.stages.silver_features import (
+        SilverAddSessionLevels,
+        SilverComputeBar5sFeatures,
+        SilverExtractLevelApproach2m,
+    )
     from mbolake.stages.silver_normalize import SilverNormalizeMBO
 
     try:

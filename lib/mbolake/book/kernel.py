@@ -57,11 +57,24 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..core.jit import njit_plain_indices
-
-from ..core.constants import (ACT_ADD, ACT_CANCEL, ACT_CLEAR, ACT_FILL, ACT_MODIFY, ACT_NONE, ACT_TRADE,
-                              F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_SNAPSHOT, RTYPE_MBP10, SIDE_ASK, SIDE_BID)
+from ..core.constants import (
+    ACT_ADD,
+    ACT_CANCEL,
+    ACT_CLEAR,
+    ACT_FILL,
+    ACT_MODIFY,
+    ACT_NONE,
+    ACT_TRADE,
+    F_BAD_TS_RECV,
+    F_LAST,
+    F_MAYBE_BAD_BOOK,
+    F_SNAPSHOT,
+    RTYPE_MBP10,
+    SIDE_ASK,
+    SIDE_BID,
+)
 from ..core.constants import UNDEF_PRICE as UNDEF
+from ..core.jit import njit_plain_indices
 
 TOP = 10
 SEG0 = 16  # initial level capacity of a book side

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..book import OrderBook
-from .dbn import iter_mbo_chunks
 from ..core.prefetch import prefetch
+from .dbn import iter_mbo_chunks
 
 
 @dataclass

@@ -8,7 +8,6 @@ Databento's own ``databento_dbn`` decoder.
 from __future__ import annotations
 
 import datetime as dt
-
 import struct
 import sys
 from collections.abc import Iterator
@@ -20,8 +19,18 @@ import databento_dbn
 import numpy as np
 import zstandard
 
-from ..core.constants import (F_BAD_TS_RECV, F_LAST, F_MAYBE_BAD_BOOK, F_MBP, F_SNAPSHOT,  # noqa: F401 (re-exported)
-                              F_TOB, MBO_DTYPE, MBO_RECORD_BYTES, RTYPE_MBO, UNDEF_PRICE)
+from ..core.constants import (  # noqa: F401 (re-exported)
+    F_BAD_TS_RECV,
+    F_LAST,
+    F_MAYBE_BAD_BOOK,
+    F_MBP,
+    F_SNAPSHOT,
+    F_TOB,
+    MBO_DTYPE,
+    MBO_RECORD_BYTES,
+    RTYPE_MBO,
+    UNDEF_PRICE,
+)
 
 PUBLISHER_DATASETS = {1: "GLBX.MDP3", 2: "XNAS.ITCH"}
 

@@ -87,7 +87,7 @@ class InferenceClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 answer = json.loads(resp.read().decode())
         except urllib.error.HTTPError as e:
-            raise InferenceError(f"{self.scoring_url} answered {e.code}: {e.read().decode(errors='replace')[:500]}")
+            raise InferenceError(f"{self.scoring_url} answered {e.code}: {e.read().decode(errors='replace')[:500]}") from e
         return parse_predictions(answer)
 
 

@@ -356,6 +356,7 @@ def _log_model(pipeline, X_hist: pd.DataFrame, meta: pd.DataFrame, X_test: pd.Da
         example = X_test.head(3).reset_index(drop=True)
         # The signature's output comes from the real model (with similar setups requested).
         from mlflow.pyfunc import PythonModelContext
+
         from .setup_model import SetupOutcomeModel
 
         probe = SetupOutcomeModel()

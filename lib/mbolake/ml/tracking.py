@@ -1,37 +1,19 @@
 """MLflow set-up for a profile (DESIGN.md §3): local = sqlite store + ./mlartifacts."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import mlflow
 
 DEFAULT_EXPERIMENT = "mbolake-setup-models"
 
 
-def _resolve(root: Path, value: str) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (root / p).resolve()
-
-
 def tracking_uri_for(profile) -> str:
-    """The profile's tracking URI; a relative sqlite path becomes absolute against the project root."""
-    uri = str(profile.settings.get("mlflow", {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", ""))
-    if not uri:
-        raise ValueError(f"profile {profile.name!r} has no mlflow.tracking_uri")
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(_resolve(profile.root, uri[len("sqlite:///"):]))
-    if "://" not in uri:  # a plain folder (file store)
-        return str(_resolve(profile.root, uri))
-    return uri
+    """The profile's tracking URI (``Profile.mlflow_tracking_uri``)."""
+    return profile.mlflow_tracking_uri
 
 
 def artifact_root_for(profile) -> str | None:
-    value = profile.settings.get("mlflow", {}).get("artifact_root")
-    if not value:
-        return None
-    value = str(value)
-    return value if "://" in value else _resolve(profile.root, value).as_uri()
+    """The profile's artifact root URI (``Profile.mlflow_artifact_root``), or None."""
+    return profile.mlflow_artifact_root
 
 
 def setup_mlflow(profile=None, experiment: str = DEFAULT_EXPERIMENT, tracking_uri: str | None = None,

@@ -89,6 +89,34 @@ class Profile:
     def spark(self) -> dict:
         return dict(self.settings.get("spark", {}))
 
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """``mlflow.tracking_uri`` (else ``MLFLOW_TRACKING_URI``); a relative sqlite path or
+        plain folder becomes absolute against the project root."""
+        uri = str(self.settings.get("mlflow", {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", ""))
+        if not uri:
+            raise ValueError(f"profile {self.name!r} has no mlflow.tracking_uri")
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            return "sqlite:///" + str(_resolve(self.root, uri[len("sqlite:///"):]))
+        if "://" not in uri:  # a plain folder (file store)
+            return str(_resolve(self.root, uri))
+        return uri
+
+    @property
+    def mlflow_artifact_root(self) -> str | None:
+        """``mlflow.artifact_root`` as a URI (a local folder becomes ``file://``), or None."""
+        value = self.settings.get("mlflow", {}).get("artifact_root")
+        if not value:
+            return None
+        value = str(value)
+        return value if "://" in value else _resolve(self.root, value).as_uri()
+
+
+def _resolve(root: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (root / p).resolve()
+
+
 
 def load_profile(name: str | None = None) -> Profile:
     name = name or os.environ.get("MBOLAKE_PROFILE") or DEFAULT_PROFILE

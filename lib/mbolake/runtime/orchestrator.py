@@ -118,9 +118,7 @@ def champion_report(profile: Profile, model_name: str = "ES_MODEL_setup_v2") -> 
     """The served champion: its MLflow run and the test metrics it was registered with."""
     import mlflow
 
-    from ..ml.tracking import tracking_uri_for
-
-    mlflow.set_tracking_uri(tracking_uri_for(profile))
+    mlflow.set_tracking_uri(profile.mlflow_tracking_uri)
     version = mlflow.MlflowClient().get_model_version_by_alias(model_name, "champion")
     metrics = ", ".join(f"{k[5:]}={float(v):.3f}" for k, v in sorted(version.tags.items()) if k.startswith("test_"))
     return (f"champion {model_name} v{version.version} (MLflow run {version.run_id}) served and smoke-tested; "

@@ -5,11 +5,10 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-
 import pandas as pd
 
-from . import synth
 from ..runtime.config import Profile
+from . import synth
 
 
 @dataclass

@@ -55,8 +55,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from mbolake.io import dbn
 from mbolake.core.calendar import local_time_to_ns
+from mbolake.io import dbn
 
 TZ = "America/New_York"
 TICK = 250_000_000  # 0.25 index points, fixed-point 1e-9
@@ -348,7 +348,7 @@ def _simulate(ip, fp, target, rate, init_level):
                 o_size[nord + i] = 1
             for _ in range(lsize - n):
                 o_size[first + np.random.randint(0, n)] += 1
-            for i in range(n):
+            for _ in range(n):
                 o = nord
                 nord += 1
                 _append(o, s, L, head, tail, qty, cnt, o_prev, o_next, o_lvl, o_side, o_size)
