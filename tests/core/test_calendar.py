@@ -12,6 +12,7 @@ import pytest
 
 from mbolake.core.calendar import (
     NS_PER_HOUR,
+    as_date,
     days_to_dates,
     local_ns,
     local_time_to_ns,
@@ -146,3 +147,21 @@ def test_local_time_to_ns_round_trips_through_local_ns():
 
 def test_days_to_dates():
     assert days_to_dates(np.array([0, 20390], dtype=np.int32)) == [dt.date(1970, 1, 1), dt.date(2025, 10, 29)]
+
+
+@pytest.mark.parametrize("value", [
+    dt.date(2025, 11, 3), dt.datetime(2025, 11, 3, 23, 59), "2025-11-03", " 2025-11-03 ", "2025-11-03 09:30:00",
+    "2025-11-03T09:30:00+00:00", np.datetime64("2025-11-03"), np.datetime64("2025-11-03T23:00:00.000000001"),
+])
+def test_as_date_takes_dates_datetimes_datetime64_and_iso_strings(value):
+    import pandas as pd
+
+    assert as_date(value) == dt.date(2025, 11, 3)
+    if not isinstance(value, str):
+        assert as_date(pd.Timestamp(value)) == dt.date(2025, 11, 3)
+
+
+@pytest.mark.parametrize("value", ["2025-13-01", "2025-11-03garbage", "", None, np.datetime64("NaT")])
+def test_as_date_rejects_what_is_not_a_date(value):
+    with pytest.raises(ValueError):
+        as_date(value)

@@ -60,6 +60,27 @@ def session_date(ts_ns: int, tz: str, session_start_hour: int) -> dt.date:
     return EPOCH + dt.timedelta(days=day)
 
 
+def as_date(value) -> dt.date:
+    """A date from a ``date``, a ``datetime`` or pandas ``Timestamp`` (its own calendar date), a
+    numpy ``datetime64``, or an ISO string (``2026-01-02``, optionally with a time after it).
+
+    The one coercion every layer uses (parameters, kernels, snapshots, splits); anything else
+    raises ``ValueError``.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            raise ValueError("not a date: NaT")
+        return EPOCH + dt.timedelta(days=int(value.astype("datetime64[D]").astype(np.int64)))
+    text = str(value).strip()
+    if len(text) > 10:
+        return dt.datetime.fromisoformat(text).date()
+    return dt.date.fromisoformat(text)
+
+
 def days_to_dates(days) -> list[dt.date]:
     return [EPOCH + dt.timedelta(days=int(d)) for d in days]
 

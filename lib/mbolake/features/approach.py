@@ -48,9 +48,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ..core.calendar import local_time_to_ns
+from ..core.calendar import as_date, local_time_to_ns
 from .candles import CANDLE_NS
-from .levels import LEVEL_TYPES, as_date
+from .levels import LEVEL_TYPES
 
 STATE_FORMAT = "mbolake.approach.v1"
 ES_TICK = 0.25

@@ -13,25 +13,14 @@ Choices where the spec is silent (also in :func:`session_levels`):
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
 import numpy as np
 
-from ..core.calendar import local_time_to_ns
+from ..core.calendar import as_date, local_time_to_ns
 
 LEVEL_TYPES = ("pm_high", "pm_low", "or_high", "or_low")
-
-
-def as_date(session_date) -> dt.date:
-    if isinstance(session_date, dt.datetime):
-        return session_date.date()
-    if isinstance(session_date, dt.date):
-        return session_date
-    if isinstance(session_date, np.datetime64):
-        return dt.date.fromisoformat(str(session_date.astype("datetime64[D]")))
-    return dt.date.fromisoformat(str(session_date)[:10])
 
 
 def session_levels(

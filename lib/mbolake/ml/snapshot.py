@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.calendar import as_date
+from ..runtime.config import model_snapshots_dir, snapshot_dir  # noqa: F401 (snapshot_dir re-exported)
+
 DATA_FILE = "training_view.parquet"
 MANIFEST_FILE = "manifest.json"
 # Columns carried next to the features for retrieval of similar setups.
@@ -26,11 +29,6 @@ def sha256_file(path: Path | str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def snapshot_dir(ml_artifacts_root: str | Path, model_id: str, run_date: dt.date | str) -> Path:
-    run_date = run_date.isoformat() if isinstance(run_date, dt.date) else str(run_date)
-    return Path(ml_artifacts_root) / "datasets" / model_id / run_date
 
 
 def data_version(manifest: dict) -> str:
@@ -76,10 +74,6 @@ class Snapshot:
         return feature_matrix(self.frame if frame is None else frame, self.feature_layout)
 
 
-def _as_date(series: pd.Series) -> pd.Series:
-    return pd.to_datetime(series).dt.date
-
-
 def feature_matrix(frame: pd.DataFrame, layout: list[str] | tuple[str, ...]) -> pd.DataFrame:
     """``feature_vector`` (list of floats per row) as a float64 frame with the layout's column names."""
     if frame.empty:
@@ -111,7 +105,7 @@ def load_snapshot_dir(path: str | Path, verify: bool = True) -> Snapshot:
             if got != digest:
                 raise SnapshotError(f"{path / name} does not match its manifest hash (snapshot changed?)")
     frame = pd.read_parquet(data_file)
-    frame["session_date"] = _as_date(frame["session_date"])
+    frame["session_date"] = frame["session_date"].map(as_date)
     if "vector_time" in frame:
         frame = frame.sort_values(["vector_time", "episode_id"], kind="stable").reset_index(drop=True)
     return Snapshot(path=path, frame=frame, manifest=manifest)
@@ -124,7 +118,7 @@ def resolve_snapshot_dir(ml_artifacts_root: str | Path, model_id: str, run_date=
         return Path(explicit)
     if run_date:
         return snapshot_dir(ml_artifacts_root, model_id, run_date)
-    runs = sorted(p for p in (Path(ml_artifacts_root) / "datasets" / model_id).glob("????-??-??") if p.is_dir())
+    runs = sorted(p for p in model_snapshots_dir(ml_artifacts_root, model_id).glob("????-??-??") if p.is_dir())
     if not runs:
         raise SnapshotError(f"no training snapshot for {model_id!r} under {ml_artifacts_root}: run 30_gold first")
     return runs[-1]

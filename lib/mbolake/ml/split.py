@@ -15,6 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from ..core.calendar import as_date
 from .snapshot import Snapshot, load_snapshot_dir, sha256_file
 
 PARTS = ("train", "val", "test")
@@ -25,20 +26,12 @@ class SplitError(ValueError):
     pass
 
 
-def _date(value) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value))
-
-
 def _range(value) -> tuple[dt.date, dt.date]:
     if isinstance(value, (str, dt.date)):
-        d = _date(value)
+        d = as_date(value)
         return d, d
     first, last = value
-    return _date(first), _date(last)
+    return as_date(first), as_date(last)
 
 
 def plan_split(sessions: Iterable, fractions: Sequence[float] | None = (0.6, 0.2, 0.2),
@@ -51,7 +44,7 @@ def plan_split(sessions: Iterable, fractions: Sequence[float] | None = (0.6, 0.2
     sessions separate consecutive parts (with ``dates``, the first sessions of the later part
     are dropped when the gap between the ranges is shorter).
     """
-    sessions = sorted({_date(s) for s in sessions})
+    sessions = sorted({as_date(s) for s in sessions})
     if embargo_sessions < 0:
         raise SplitError(f"embargo_sessions must be >= 0, got {embargo_sessions}")
     if not sessions:
@@ -180,7 +173,7 @@ def load_split(summary_or_dir: Mapping | str | Path, verify: bool = True) -> dic
         if verify and sha256_file(info["path"]) != info["sha256"]:
             raise SplitError(f"split file {info['path']} does not match its recorded hash")
         df = pd.read_parquet(info["path"])
-        df["session_date"] = pd.to_datetime(df["session_date"]).dt.date
+        df["session_date"] = df["session_date"].map(as_date)
         out[p] = df
     return out
 
@@ -193,7 +186,7 @@ def walk_forward_folds(sessions: Iterable, n_folds: int, embargo_sessions: int =
     ``n_folds`` consecutive, nearly equal validation blocks; each fold trains on every
     session before its block, less the ``embargo_sessions`` just before it.
     """
-    sessions = sorted({_date(s) for s in sessions})
+    sessions = sorted({as_date(s) for s in sessions})
     if n_folds < 1:
         raise SplitError(f"n_folds must be >= 1, got {n_folds}")
     n = len(sessions)

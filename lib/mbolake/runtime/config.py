@@ -15,11 +15,26 @@ from typing import Any
 import yaml
 
 DEFAULT_PROFILE = "local"
+SNAPSHOTS_FOLDER = "datasets"  # under the ML artifacts root: {model_id}/{run_date}/
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ProfileError(ValueError):
     pass
+
+
+def model_snapshots_dir(ml_artifacts_root: str | Path, model_id: str) -> Path:
+    """The folder holding every training snapshot of a model family (one subfolder per run date)."""
+    return Path(ml_artifacts_root) / SNAPSHOTS_FOLDER / model_id
+
+
+def snapshot_dir(ml_artifacts_root: str | Path, model_id: str, run_date) -> Path:
+    """``{ml_artifacts_root}/datasets/{model_id}/{run_date}``: where the training snapshot of
+    ``model_id`` frozen on ``run_date`` (a date or ISO string) lives. The one definition of that
+    layout (the export stage writes there, ``mbolake.ml.snapshot`` reads there)."""
+    from ..core.calendar import as_date
+
+    return model_snapshots_dir(ml_artifacts_root, model_id) / as_date(run_date).isoformat()
 
 
 def project_root() -> Path:
@@ -77,6 +92,10 @@ class Profile:
     def ml_artifacts_root(self) -> str:
         return self.path("ml_artifacts_root")
 
+    def snapshot_dir(self, model_id: str, run_date) -> Path:
+        """The training snapshot folder of ``model_id`` for ``run_date`` (see :func:`snapshot_dir`)."""
+        return snapshot_dir(self.ml_artifacts_root, model_id, run_date)
+
     def layer_path(self, layer: str) -> str:
         return f"{self.lake_root}/{layer}"
 
@@ -115,7 +134,6 @@ class Profile:
 def _resolve(root: Path, value: str) -> Path:
     p = Path(value).expanduser()
     return p if p.is_absolute() else (root / p).resolve()
-
 
 
 def load_profile(name: str | None = None) -> Profile:

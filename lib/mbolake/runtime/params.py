@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.calendar import as_date
+
 
 class ParameterError(ValueError):
     pass
@@ -47,11 +49,7 @@ def _coerce(name: str, value: Any, p: Param) -> Any:
                 raise ValueError(value)
             return bool(value)
         if p.type is dt.date:
-            if isinstance(value, dt.datetime):
-                return value.date()
-            if isinstance(value, dt.date):
-                return value
-            return dt.date.fromisoformat(str(value).strip())
+            return as_date(value)
         if p.type is dt.time:
             if isinstance(value, dt.time):
                 return value
