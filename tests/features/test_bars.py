@@ -8,15 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbolake.io import dbn
 from mbolake.book import OrderBook
+from mbolake.core.products import get_product
 from mbolake.features import BAR_COLUMNS, BarBuilder, BarParams, build_bars, to_points
 from mbolake.features import bars as B
+from mbolake.io import dbn
 
 S = 1_000_000_000
 W0 = 1_762_263_000 * S  # 2025-11-04 08:30 New York (EST) = 13:30 UTC (aligned to 5 s)
 P = "bar5s_"
 EPS = 1e-9
+ES = get_product("ES")
 
 
 def params(nbars: int = 4, **kw) -> BarParams:
@@ -84,7 +86,7 @@ def test_params_validation():
         BarParams(W0 + 1, W0 + 10 * S)
     with pytest.raises(ValueError):
         BarParams(W0, W0)
-    p = BarParams.for_session(dt.date(2025, 11, 4))
+    p = BarParams.for_session(dt.date(2025, 11, 4), tick_size=ES.tick_size, timezone=ES.timezone)
     assert p.window_start_ns == W0 and p.n_bars == 2880
     assert list(BarParams(W0, W0 + 5 * S, tick_size=0.01).band_edges_pts) == pytest.approx([0.04, 0.08, 0.12, 0.2, 0.4])
 
@@ -322,7 +324,7 @@ def test_state_bytes_round_trip_and_bad_rows():
 
 
 def test_every_bar_of_the_window_once():
-    p = BarParams.for_session(dt.date(2025, 11, 4))
+    p = BarParams.for_session(dt.date(2025, 11, 4), tick_size=ES.tick_size, timezone=ES.timezone)
     recs = mbo(preopen([(W0 + 3600 * S + 7, "A", "B", 100.00, 5, 5)]))
     book, b = OrderBook(), BarBuilder(p)
     parts = [b.apply(recs[:3], book.apply(recs[:3])), b.apply(recs[3:], book.apply(recs[3:])), b.finish()]

@@ -9,14 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mbolake.io import dbn
-from mbolake.sample import synth
 from mbolake.book import OrderBook
+from mbolake.core.products import get_product
 from mbolake.features import BAR_COLUMNS, BarBuilder, BarParams, build_bars
 from mbolake.features import bars as B
+from mbolake.io import dbn
+from mbolake.sample import synth
 
 DATE = dt.date(2025, 11, 4)
 P = "bar5s_"
+ES = get_product("ES")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def session():
     ids, counts = np.unique(rec["instrument_id"], return_counts=True)
     order = [i for i in np.argsort(-counts) if ids[i] not in spreads]
     front = rec[rec["instrument_id"] == ids[order[0]]]
-    prm = BarParams.for_session(DATE)
+    prm = BarParams.for_session(DATE, tick_size=ES.tick_size, timezone=ES.timezone)
     rows = OrderBook().apply(front)
     whole = build_bars(front, rows, prm)
     return front, rows, prm, whole

@@ -65,10 +65,20 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from ..core.constants import (ACT_ADD, ACT_CANCEL, ACT_CLEAR, ACT_MODIFY, ACT_TRADE, F_LAST, FIXED_SCALE, SIDE_ASK,
-                              SIDE_BID)
+from ..core.calendar import local_time_to_ns
+from ..core.constants import (
+    ACT_ADD,
+    ACT_CANCEL,
+    ACT_CLEAR,
+    ACT_MODIFY,
+    ACT_TRADE,
+    F_LAST,
+    FIXED_SCALE,
+    SIDE_ASK,
+    SIDE_BID,
+    ascii_codes,
+)
 from ..core.constants import UNDEF_PRICE as UNDEF
-from ..core.constants import ascii_codes
 from .stats import EPS, INT64_MIN, band_index, ofi_level, wall_scores
 from .units import px_points
 
@@ -214,16 +224,12 @@ class BarParams:
         return self.band_edges_pts * FIXED_SCALE
 
     @classmethod
-    def for_session(cls, session_date, product=None, start=(8, 30), end=(12, 30), **kw) -> "BarParams":
-        """08:30-12:30 exchange-local of ``session_date`` (defaults: ES)."""
-        from ..core.calendar import local_time_to_ns
-        from ..core.products import get_product
-
-        p = product if product is not None else get_product("ES")
-        if isinstance(p, str):
-            p = get_product(p)
-        return cls(local_time_to_ns(session_date, *start, p.timezone), local_time_to_ns(session_date, *end, p.timezone),
-                   tick_size=p.tick_size, **kw)
+    def for_session(cls, session_date, *, tick_size: float, timezone: str, start=(8, 30), end=(12, 30),
+                    **kw) -> "BarParams":
+        """``start``-``end`` (default 08:30-12:30) in ``timezone`` (IANA name) on ``session_date``;
+        the caller passes the product's tick size and exchange time zone (``core.products``)."""
+        return cls(local_time_to_ns(session_date, *start, timezone), local_time_to_ns(session_date, *end, timezone),
+                   tick_size=tick_size, **kw)
 
 
 # ---------------------------------------------------------------- order hash (numba)
