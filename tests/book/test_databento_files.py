@@ -7,6 +7,7 @@ import pytest
 from mbolake.book import MBP10_COLUMNS, OrderBook, ReferenceBook
 from mbolake.io.dbn import read_mbo
 
+
 def replay(fixtures, version: int, every: bool = False):
     _, records = read_mbo(fixtures / f"test_data.mbo.v{version}.dbn.zst")
     book = OrderBook()

@@ -10,9 +10,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from mbolake.features.approach import ApproachDetector, ApproachParams, EPISODE_COLUMNS, detect_episodes
+from mbolake.features.approach import EPISODE_COLUMNS, ApproachDetector, ApproachParams, detect_episodes
 
 NY = "America/New_York"
 DAY = dt.date(2025, 3, 7)

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mbolake.sample import synth
 from mbolake.book import OrderBook
+from mbolake.core.calendar import local_time_to_ns
 from mbolake.features import BAR_COLUMNS, BarParams, build_bars, to_points
 from mbolake.features.bars import BANDS
-from mbolake.core.calendar import local_time_to_ns
+from mbolake.sample import synth
 
 DATE = dt.date(2025, 11, 4)
 EDGES = (1.0, 2.0, 3.0, 5.0, 10.0)

@@ -8,8 +8,16 @@ import pandas as pd
 import pytest
 
 from mbolake.features.setup_vector import (
-    FEATURE_SET, PART_B_SIGNALS, SETUP_V2_LAYOUT, build_setup_vector, episode_setup_vector, episode_signature_rows,
-    episode_signatures, feature_hash, setup_vector_with_info, setup_vectors,
+    FEATURE_SET,
+    PART_B_SIGNALS,
+    SETUP_V2_LAYOUT,
+    build_setup_vector,
+    episode_setup_vector,
+    episode_signature_rows,
+    episode_signatures,
+    feature_hash,
+    setup_vector_with_info,
+    setup_vectors,
 )
 from mbolake.features.signature import SIGNATURE_NAMES
 

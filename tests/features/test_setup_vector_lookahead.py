@@ -8,7 +8,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mbolake.features.approach import detect_episodes
 from mbolake.features.candles import build_candles

@@ -7,10 +7,17 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mbolake.features.signature import (
-    COMPONENT_NAMES, SIGNATURE_NAMES, STAT_NAMES, candle_signature, lin, pressure_components, stats17,
+    COMPONENT_NAMES,
+    SIGNATURE_NAMES,
+    STAT_NAMES,
+    candle_signature,
+    lin,
+    pressure_components,
+    stats17,
 )
 
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mbolake.sample import synth
 from mbolake.book import MBP10_COLUMNS, OrderBook
-from mbolake.io.book_replay import replay
 from mbolake.cli import main
+from mbolake.io.book_replay import replay
 from mbolake.io.dbn import read_mbo
+from mbolake.sample import synth
 
 SESSION = dt.date(2025, 11, 4)
 

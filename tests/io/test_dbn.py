@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mbolake.core.products import PRODUCTS
 from mbolake.io import dbn
 from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
-from mbolake.core.products import PRODUCTS
 
 MBO_FILES = {
     1: "test_data.mbo.v1.dbn.zst",

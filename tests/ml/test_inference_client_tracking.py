@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -55,9 +54,9 @@ def test_parse_both_answer_shapes():
 
 
 def test_tracking_for_the_local_profile(project):
-    from mbolake.runtime.config import load_profile
     from mbolake.ml.inference_client import InferenceClient
     from mbolake.ml.tracking import artifact_root_for, tracking_uri_for
+    from mbolake.runtime.config import load_profile
 
     profile = load_profile("local")
     uri = tracking_uri_for(profile)
@@ -70,8 +69,8 @@ def test_tracking_for_the_local_profile(project):
 def test_setup_mlflow_creates_the_experiment_under_the_artifact_root(project):
     import mlflow
 
-    from mbolake.runtime.config import load_profile
     from mbolake.ml.tracking import setup_mlflow
+    from mbolake.runtime.config import load_profile
 
     old = mlflow.get_tracking_uri()
     try:

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from mbolake.ml.snapshot import SnapshotError, load_snapshot
-from mbolake.ml.split import (SplitError, load_split, log_split_to_mlflow, plan_split, split_snapshot,
-                              walk_forward_folds)
+from mbolake.ml.split import SplitError, load_split, log_split_to_mlflow, plan_split, split_snapshot, walk_forward_folds
 from mbolake.sample.ml_snapshot import write_synthetic_snapshot
 
 RUN_DATE = dt.date(2024, 6, 1)

@@ -149,10 +149,10 @@ def test_register_champion_with_tags(env, sweep):
 
 
 def test_serving_round_trip_over_http(env, sweep):
+    from mlflow import MlflowClient
+
     from mbolake.ml.registry import champion_uri, register_best
     from mbolake.ml.serve import serving_round_trip
-
-    from mlflow import MlflowClient
 
     try:
         MlflowClient().get_model_version_by_alias("ES_MODEL_setup_v2", "champion")

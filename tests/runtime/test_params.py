@@ -45,7 +45,7 @@ def test_defaults():
     }
     assert p.sessions == 3 and p.first_date == dt.date(2025, 11, 3)
     with pytest.raises(AttributeError):
-        p.nonexistent
+        p.nonexistent  # noqa: B018 (the attribute access is what raises)
 
 
 def test_injected_globals_override_defaults_and_other_globals_are_ignored():

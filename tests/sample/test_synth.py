@@ -312,7 +312,7 @@ def test_trade_prints_at_touch(session):
     asks: dict[int, int] = {}
     orders: dict[int, tuple[bytes, int, int]] = {}
     bad = 0
-    for (_, _, _, _, _, oid, price, size, flags, _, action, side, _, _, _) in r.tolist():
+    for (_, _, _, _, _, oid, price, size, _, _, action, side, _, _, _) in r.tolist():
         book = bids if side == b"B" else asks
         if action == b"T":
             touch = min(asks) if side == b"B" else max(bids)

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mbolake.io import dbn
 from mbolake import schemas
-from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
 from mbolake.core.products import PRODUCTS, instrument_type_of
+from mbolake.io import dbn
+from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
 
 INGEST_TIME = 1_762_000_000_123_456_789
 SOURCE = "raw-dbn/ES/FUT/20201228/test_data.mbo.v3.dbn.zst"

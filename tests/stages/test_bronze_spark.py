@@ -10,16 +10,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from mbolake.core.products import get_product
 from mbolake.io import delta_tables
-from mbolake.sample import synth
-from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
-from mbolake.runtime.config import load_profile
-from mbolake.runtime.context import Context
 from mbolake.io.dbn import read_mbo
 from mbolake.io.landing import day_folder
-from mbolake.core.products import get_product
+from mbolake.runtime.config import load_profile
+from mbolake.runtime.context import Context
+from mbolake.sample import synth
 from mbolake.schemas import BRONZE_MBO, INGEST_MANIFEST, QUARANTINE
 from mbolake.stages.bronze import SHA_KEY, BronzeProcessDBN
+from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
 
 pytestmark = pytest.mark.spark
 

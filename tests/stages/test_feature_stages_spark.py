@@ -10,20 +10,32 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mbolake.features.setup_vector import N_FEATURES, feature_hash
 from mbolake.io import delta_tables
-from mbolake.sample import synth
 from mbolake.runtime.config import load_profile
 from mbolake.runtime.context import Context
-from mbolake.features.setup_vector import N_FEATURES, feature_hash
-from mbolake.schemas import (BAR_5S, BOOK_QUALITY, FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, ORDERBOOK_STATE,
-                             SESSION_LEVELS, SETUP_VECTORS, TRAINING_VIEW)
+from mbolake.sample import synth
+from mbolake.schemas import (
+    BAR_5S,
+    BOOK_QUALITY,
+    FEATURE_PRIMITIVES,
+    LABELS,
+    MBO_NORMALIZED,
+    ORDERBOOK_STATE,
+    SESSION_LEVELS,
+    SETUP_VECTORS,
+    TRAINING_VIEW,
+)
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.gold_setup import GoldExtractSetupVectors
-from mbolake.stages.training_snapshot import export_training_snapshot
 from mbolake.stages.silver_book import SilverRebuildOrderBook
-from mbolake.stages.silver_features import (SilverAddSessionLevels, SilverComputeBar5sFeatures,
-                                            SilverExtractLevelApproach2m)
+from mbolake.stages.silver_features import (
+    SilverAddSessionLevels,
+    SilverComputeBar5sFeatures,
+    SilverExtractLevelApproach2m,
+)
 from mbolake.stages.silver_normalize import SilverNormalizeMBO
+from mbolake.stages.training_snapshot import export_training_snapshot
 
 from tests.helpers import make_project
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from mbolake.sample import synth
 from mbolake.book import OrderBook
-from mbolake.features.levels import session_levels
 from mbolake.core.products import get_product
+from mbolake.features.levels import session_levels
+from mbolake.sample import synth
 from mbolake.stages.gold_setup import episode_outputs
 from mbolake.stages.silver_book import kernel_input
 from mbolake.stages.silver_features import SilverFilterFirst4Hours, session_bars, session_primitives

@@ -7,13 +7,13 @@ import shutil
 import numpy as np
 import pytest
 
-from mbolake.io import delta_tables
-from mbolake.sample import synth
 from mbolake.book import OrderBook
-from mbolake.runtime.config import load_profile
-from mbolake.runtime.context import Context
+from mbolake.io import delta_tables
 from mbolake.io.dbn import UNDEF_PRICE, read_mbo
 from mbolake.io.landing import day_folder
+from mbolake.runtime.config import load_profile
+from mbolake.runtime.context import Context
+from mbolake.sample import synth
 from mbolake.schemas import BOOK_QUALITY, ORDERBOOK_STATE
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.silver_book import SilverRebuildOrderBook

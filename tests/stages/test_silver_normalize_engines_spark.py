@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pytest
 
 from mbolake.io import delta_tables
-from mbolake.sample import synth
 from mbolake.runtime.config import load_profile
 from mbolake.runtime.context import Context
+from mbolake.sample import synth
 from mbolake.schemas import BRONZE_MBO, MBO_NORMALIZED
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.silver_normalize import SilverNormalizeMBO
