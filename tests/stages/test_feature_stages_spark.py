@@ -143,14 +143,22 @@ def test_rerunning_the_stages_gives_identical_features_and_hashes(built):
 
 def test_training_snapshot_is_frozen_with_a_manifest(built):
     ctx, _ = built
-    target = export_training_snapshot(ctx, "ES_MODEL", dt.date(2026, 1, 2))
+    exported = export_training_snapshot(ctx, "ES_MODEL", dt.date(2026, 1, 2))
+    target = exported.path
+    assert exported.created
     manifest = json.loads((target / "manifest.json").read_text())
     data = target / "training_view.parquet"
     assert manifest["files"] == {data.name: hashlib.sha256(data.read_bytes()).hexdigest()}
     assert manifest["rows"] == table(ctx, TRAINING_VIEW).where("label_complete").count()
     assert len(manifest["feature_layout"]) == 345
-    with pytest.raises(FileExistsError, match="immutable"):
-        export_training_snapshot(ctx, "ES_MODEL", dt.date(2026, 1, 2))
+    # The same rows as Spark would select them, in the snapshot's order.
+    expected = (table(ctx, TRAINING_VIEW).where("model_id = 'ES_MODEL' AND label_complete")
+                .orderBy("vector_time", "episode_id").toPandas())
+    pd.testing.assert_frame_equal(pd.read_parquet(data), expected, check_exact=True)
+    # Exporting the same snapshot again keeps the folder as it is (tests/stages/test_training_snapshot.py).
+    mtime = data.stat().st_mtime_ns
+    again = export_training_snapshot(ctx, "ES_MODEL", dt.date(2026, 1, 2))
+    assert not again.created and again.path == target and data.stat().st_mtime_ns == mtime
 
 
 ROW_KEYS = {MBO_NORMALIZED: ["session_date", "record_index"], ORDERBOOK_STATE: ["contract_id", "ts_recv", "sequence"],
