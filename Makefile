@@ -21,8 +21,9 @@ demo: $(STAMP)
 
 # ruff (pyflakes, import order, bugbear) and the layer contracts of pyproject.toml [tool.importlinter]
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lib tests benchmarks
-	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check lib tests benchmarks; status=$$?; \
+	$(VENV)/bin/lint-imports --no-cache || status=1; \
+	exit $$status
 
 test: $(STAMP)
 	$(PY) -m pytest -q
