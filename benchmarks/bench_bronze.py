@@ -65,7 +65,7 @@ def bronze_end_to_end(path: Path) -> tuple[int, float]:
         t0 = time.perf_counter()
         summary = BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
         seconds = time.perf_counter() - t0
-        [outcome] = summary.files
+        [outcome] = summary.details.itertuples()
         assert outcome.status == "ingested", outcome
         return outcome.record_count, seconds
     finally:

@@ -63,15 +63,15 @@ def main() -> None:
     shutil.copytree(REPO / "conf", root / "conf")
     os.environ["MBOLAKE_HOME"] = str(root)
     from mbolake.runtime.context import context
-    from mbolake.stages.bronze import BronzeProcessDBN
-    from mbolake.stages.gold_setup import GoldExtractSetupVectors
-    from mbolake.stages.silver_book import SilverRebuildOrderBook
-    from mbolake.stages.silver_features import (
+    from mbolake.stages import (
+        BronzeProcessDBN,
+        GoldExtractSetupVectors,
         SilverAddSessionLevels,
         SilverComputeBar5sFeatures,
         SilverExtractLevelApproach2m,
+        SilverNormalizeMBO,
+        SilverRebuildOrderBook,
     )
-    from mbolake.stages.silver_normalize import SilverNormalizeMBO
 
     try:
         ctx = context("local")
@@ -94,8 +94,7 @@ def main() -> None:
             summary = run()
             timings[name] = time.perf_counter() - t
             split[name] = [round(v, 1) for v in clock.take()]
-            rows[name] = getattr(summary, "rows_out", None) or getattr(summary, "state_rows", None) or getattr(
-                summary, "records_ingested", None)
+            rows[name] = summary.rows_out
             print(f"{name:30s} {timings[name]:8.1f}   {split[name][0]:13.1f} {split[name][1]:14.1f}   {rows[name]}",
                   flush=True)
         total = sum(v for k, v in timings.items() if k != "spark_start")

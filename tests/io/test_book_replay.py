@@ -108,7 +108,7 @@ def test_an_instrument_absent_from_the_file_gives_an_empty_file_with_every_colum
 
 
 def test_feed_order_slices_put_permuted_blocks_back_in_order():
-    from mbolake.stages.silver_book import feed_order_slices
+    from mbolake.stages.mbo_input import feed_order_slices
 
     ts = np.array([5, 6, 7, 1, 2, 3, 8, 9])
     assert feed_order_slices(ts, np.zeros(8, np.int64)) == [(3, 6), (0, 3), (6, 8)]
@@ -123,7 +123,7 @@ def test_feed_order_slices_put_permuted_blocks_back_in_order():
 def test_feed_order_slices_equal_a_stable_sort(keys, block_sizes, rnd):
     """Sorted data cut into blocks and shuffled (what Delta writers do), plus arbitrary data:
     the slices give exactly the order of ``np.lexsort`` (stable, duplicates included)."""
-    from mbolake.stages.silver_book import MAX_FEED_SLICES, feed_order_slices
+    from mbolake.stages.mbo_input import MAX_FEED_SLICES, feed_order_slices
 
     for shuffled_blocks in (True, False):
         rows = sorted(keys) if shuffled_blocks else list(keys)

@@ -7,10 +7,9 @@ import types
 
 import pytest
 
-from mbolake import Param, ParameterError
-from mbolake.runtime import params
+from mbolake import Param, ParameterError, params
 
-# ``mbolake.runtime.params`` is the function (re-exported by the package); the module is here:
+# ``mbolake.params`` is the function (re-exported by the package); the module is here:
 params_module = importlib.import_module("mbolake.runtime.params")
 
 SPEC = {

@@ -21,7 +21,7 @@ from mbolake.schemas import BRONZE_MBO, INGEST_MANIFEST, QUARANTINE
 from mbolake.stages.bronze import SHA_KEY, BronzeProcessDBN
 from mbolake.stages.bronze_records import FileContext, order_id_unsigned, to_bronze_table
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SESSION = dt.date(2025, 11, 4)
 DATABENTO_FIELDS = ["ts_recv", "ts_event", "ts_in_delta", "rtype", "publisher_id", "instrument_id", "channel_id",
@@ -59,7 +59,7 @@ def test_real_files_of_all_three_dbn_versions_land_with_identical_exact_values(s
 
     summary = BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
 
-    assert [f.status for f in summary.files] == ["ingested"] * 4
+    assert [f.status for f in summary.details.itertuples()] == ["ingested"] * 4
     rows = bronze(ctx).orderBy("source_file", "record_index").toPandas()
     assert len(rows) == 8
     per_file = [g[DATABENTO_FIELDS].reset_index(drop=True) for _, g in rows.groupby("source_file")]
@@ -84,7 +84,7 @@ def test_generated_day_lands_exactly_as_databento_decodes_it(spark, project, gen
 
     summary = BronzeProcessDBN(chunk_records=7_919).run(ctx, underlier="ES", progress=False)
 
-    [outcome] = summary.files
+    [outcome] = summary.details.itertuples()
     assert outcome.status == "ingested" and outcome.record_count == len(reference) == len(raw)
     assert outcome.session_dates == [SESSION]
     rows = bronze(ctx).orderBy("record_index").toPandas()
@@ -112,9 +112,9 @@ def test_ingesting_the_same_day_twice_leaves_the_same_rows(spark, project, gener
 
     again = BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
 
-    assert [f.status for f in first.files] == ["ingested"]
-    assert [(f.status, f.reason) for f in again.files] == [("skipped_duplicate", "sha256 already ingested")]
-    assert bronze(ctx).count() == count_after_first == first.records_ingested
+    assert [f.status for f in first.details.itertuples()] == ["ingested"]
+    assert [(f.status, f.reason) for f in again.details.itertuples()] == [("skipped_duplicate", "sha256 already ingested")]
+    assert bronze(ctx).count() == count_after_first == first.rows_out
     assert delta_tables.version(ctx.profile, BRONZE_MBO) == version_after_first
     statuses = delta_tables.read(ctx.profile, INGEST_MANIFEST).to_pandas().status.tolist()
     assert sorted(statuses) == ["ingested", "skipped_duplicate"]
@@ -134,12 +134,12 @@ def test_corrupt_files_are_quarantined_and_the_good_one_lands(spark, project, ge
 
     summary = BronzeProcessDBN(chunk_records=10_000).run(ctx, underlier="ES", progress=False)
 
-    assert summary.by_status() == {"ingested": 1, "quarantined": 4}
+    assert summary.details["status"].value_counts().to_dict() == {"ingested": 1, "quarantined": 4}
     quarantine = delta_tables.read(ctx.profile, QUARANTINE).to_pandas().sort_values("source_file")
     assert quarantine.reason.tolist() == ["truncated", "empty", "not_dbn", "not_mbo"]
     assert all(Path(s).name in d for s, d in zip(quarantine.source_file, quarantine.detail))
     rows = bronze(ctx)
-    assert rows.count() == summary.records_ingested == len(read_mbo(good)[1])
+    assert rows.count() == summary.rows_out == len(read_mbo(good)[1])
     assert rows.select("source_file").distinct().count() == 1  # nothing of the truncated file is visible
     manifest = delta_tables.read(ctx.profile, INGEST_MANIFEST).to_pandas()
     assert manifest.groupby("status").size().to_dict() == {"ingested": 1, "quarantined": 4}
@@ -158,7 +158,7 @@ def test_a_run_that_died_after_the_data_commit_is_recovered_not_landed_twice(spa
 
     summary = BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
 
-    [outcome] = summary.files
+    [outcome] = summary.details.itertuples()
     assert outcome.status == "ingested" and outcome.reason.startswith("recovered")
     assert bronze(ctx).count() == len(records)
 

@@ -26,20 +26,21 @@ from mbolake.schemas import (
     SETUP_VECTORS,
     TRAINING_VIEW,
 )
-from mbolake.stages.bronze import BronzeProcessDBN
-from mbolake.stages.gold_setup import GoldExtractSetupVectors
-from mbolake.stages.silver_book import SilverRebuildOrderBook
-from mbolake.stages.silver_features import (
+from mbolake.stages import (
+    BronzeProcessDBN,
+    GoldExtractSetupVectors,
     SilverAddSessionLevels,
     SilverComputeBar5sFeatures,
     SilverExtractLevelApproach2m,
+    SilverFilterFirst4Hours,
+    SilverNormalizeMBO,
+    SilverRebuildOrderBook,
 )
-from mbolake.stages.silver_normalize import SilverNormalizeMBO
 from mbolake.stages.training_snapshot import export_training_snapshot
 
 from tests.helpers import make_project
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 FIRST = dt.date(2025, 11, 10)
 STAGES = (SilverRebuildOrderBook, SilverNormalizeMBO, SilverAddSessionLevels, SilverComputeBar5sFeatures,
@@ -91,7 +92,7 @@ def test_normalize_keeps_the_front_month_and_tags_phases(built):
     front, _ = synth.front_and_back_month(FIRST)
     normalized = table(ctx, MBO_NORMALIZED)
     assert [r.symbol for r in normalized.select("symbol").distinct().collect()] == [front]
-    selection = summaries["SilverNormalizeMBO"].selection
+    selection = summaries["SilverNormalizeMBO"].details
     assert (selection["front_month_dominance"] > 0.9).all() and not normalized.where("roll_contaminated").count()
     phases = {r.session_phase for r in normalized.select("session_phase").distinct().collect()}
     assert phases == {"overnight", "premarket", "rth"}  # the sample runs 04:30-13:00 New York
@@ -179,3 +180,29 @@ def test_both_engines_write_the_same_rows(built, built_on_spark, contract_table)
     local, on_spark = frames
     assert len(local) == len(on_spark) > 0
     pd.testing.assert_frame_equal(local, on_spark, check_exact=True)
+
+
+def test_a_non_default_session_window_reaches_the_bars_and_gold_lineage(built, tmp_path):
+    """The window is a value the stages take: bars cover it, and every row's lineage and Gold's
+    ``lookback_spec`` record it (they used to say 08:30-12:30 whatever the notebooks passed)."""
+    import shutil
+
+    ctx, _ = built
+    root = make_project(tmp_path / "window")
+    shutil.copytree(ctx.profile.lake_root, root / "lake")
+    old = os.environ.get("MBOLAKE_HOME")
+    os.environ["MBOLAKE_HOME"] = str(root)
+    try:
+        moved = Context(profile=load_profile("local"))
+        window = SilverFilterFirst4Hours((9, 0), (12, 0))
+        SilverComputeBar5sFeatures(window).run(moved, underlier="ES", engine="local")
+        SilverExtractLevelApproach2m(window).run(moved, underlier="ES", engine="local")
+        gold = GoldExtractSetupVectors().run(moved, underlier="ES", engine="local")
+        bars = delta_tables.read(moved.profile, BAR_5S, ["session_date", "data_version"]).to_pandas()
+        vectors = delta_tables.read(moved.profile, SETUP_VECTORS, ["lookback_spec"]).to_pandas()
+    finally:
+        restore_home(old)
+    assert bars.groupby("session_date").size().tolist() == [3 * 720, 3 * 720]  # 09:00-12:00, 5-second bars
+    assert {tuple(json.loads(v)["window"]) for v in bars["data_version"]} == {("09:00", "12:00")}
+    assert gold.rows_out == len(vectors) > 0
+    assert {tuple(json.loads(v)["window"]) for v in vectors["lookback_spec"]} == {("09:00", "12:00")}

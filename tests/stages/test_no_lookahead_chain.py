@@ -17,9 +17,11 @@ from mbolake.book import OrderBook
 from mbolake.core.products import get_product
 from mbolake.features.levels import session_levels
 from mbolake.sample import synth
+from mbolake.stages.base import SilverFilterFirst4Hours
 from mbolake.stages.gold_setup import episode_outputs
-from mbolake.stages.silver_book import kernel_input
-from mbolake.stages.silver_features import SilverFilterFirst4Hours, session_bars, session_primitives
+from mbolake.stages.mbo_input import kernel_input
+from mbolake.stages.silver_approach import session_primitives
+from mbolake.stages.silver_bars import session_bars
 
 SESSION = dt.date(2025, 11, 12)
 PRODUCT = get_product("ES")
@@ -55,6 +57,8 @@ def vectors_of(frame: pd.DataFrame) -> pd.DataFrame:
     prims = session_primitives(bars, trades, PRODUCT, window, "lineage")
     vectors, _ = episode_outputs(prims, PRODUCT, "lineage")
     return vectors.set_index("episode_id")
+
+pytestmark = pytest.mark.slow  # a whole generated session through book, bars, candles, episodes: ~20 s
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from mbolake.schemas import BOOK_QUALITY, ORDERBOOK_STATE
 from mbolake.stages.bronze import BronzeProcessDBN
 from mbolake.stages.silver_book import SilverRebuildOrderBook
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 SESSION = dt.date(2025, 11, 5)
 
@@ -50,7 +50,7 @@ def test_silver_rows_equal_the_kernel_replaying_the_file(spark, project, generat
 
     summary = SilverRebuildOrderBook().run(ctx, underlier="ES", engine=engine)
 
-    assert summary.contracts == 2  # front and back month; the spread is skipped by default
+    assert len(summary.details) == 2  # front and back month; the spread is skipped by default
     rows = (spark.read.format("delta").load(ctx.profile.table_path(ORDERBOOK_STATE.name))
             .where(f"contract_id = 'GLBX.MDP3:{front}'").orderBy("ts_recv", "sequence").toPandas())
     assert len(rows) == len(expected["ts_recv"]) > 10_000
@@ -63,12 +63,12 @@ def test_silver_rows_equal_the_kernel_replaying_the_file(spark, project, generat
         assert np.array_equal(got[want != UNDEF_PRICE].to_numpy(dtype=np.int64), want[want != UNDEF_PRICE]), name
     assert (rows.action + rows.side).isin(["AB", "AA", "CB", "CA", "MB", "MA", "RN"]).all()
 
-    quality = summary.quality.set_index("contract_id")
+    quality = summary.details.set_index("contract_id")
     assert quality.loc[f"GLBX.MDP3:{front}", "unknown_order_refs"] == 0
     assert quality.loc[f"GLBX.MDP3:{front}", "crossed_groups"] == 0
     assert quality.loc[f"GLBX.MDP3:{front}", "locked_groups"] == 0
     assert bool(quality.loc[f"GLBX.MDP3:{front}", "book_complete"])
-    assert quality["records"].sum() == summary.bronze_rows
+    assert quality["records"].sum() == summary.rows_in
 
 
 @pytest.mark.parametrize("engine", ["local", "spark"])
@@ -79,7 +79,7 @@ def test_rebuilding_the_same_sessions_replaces_them(spark, project, generated_da
     again = SilverRebuildOrderBook().run(ctx, underlier="ES", engine=engine)
 
     table = spark.read.format("delta").load(ctx.profile.table_path(ORDERBOOK_STATE.name))
-    assert table.count() == first.state_rows == again.state_rows
+    assert table.count() == first.rows_out == again.rows_out
     quality = delta_tables.read(ctx.profile, BOOK_QUALITY).to_pandas()
     assert len(quality) == 2
     assert delta_tables.version(ctx.profile, ORDERBOOK_STATE) == first_version + 1  # one commit per run
@@ -90,8 +90,8 @@ def test_a_file_that_starts_mid_session_counts_unknown_orders(spark, project, db
 
     summary = SilverRebuildOrderBook().run(ctx, underlier="ES")
 
-    [row] = summary.quality.to_dict("records")
+    [row] = summary.details.to_dict("records")
     assert row["contract_id"] == "GLBX.MDP3:ESH1" and row["records"] == 2
     assert row["unknown_cancels"] == 2 and row["unknown_order_refs"] == 2
     assert not row["book_complete"]
-    assert summary.state_rows == 0  # cancels of unknown orders change nothing
+    assert summary.rows_out == 0  # cancels of unknown orders change nothing

@@ -15,7 +15,7 @@ from mbolake.stages.silver_normalize import SilverNormalizeMBO
 
 from tests.helpers import make_project
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 FIRST, SECOND = dt.date(2025, 11, 10), dt.date(2025, 11, 11)
 
@@ -56,7 +56,7 @@ def test_a_session_without_outrights_keeps_no_rows_on_either_engine(landed, engi
     drop_outrights(ctx, SECOND)
     summary = SilverNormalizeMBO().run(ctx, underlier="ES", engine=engine)
 
-    assert summary.selection["session_date"].tolist() == [FIRST]
+    assert summary.details["session_date"].tolist() == [FIRST]
     assert rows_per_session(ctx) == {FIRST: before[FIRST]}  # the old rows of SECOND are gone
 
     SilverNormalizeMBO().run(ctx, underlier="ES", engine=engine, include_spreads=True)

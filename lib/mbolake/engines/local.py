@@ -3,12 +3,12 @@
 Every Silver and Gold stage runs the same per-group functions (the kernels behind them) on
 either engine; only the reading, grouping and writing differ:
 
-- ``spark`` (Databricks, any cluster): Spark reads the inputs, groups them by
-  ``(contract_id, session_date)`` with a shuffle and calls the functions through
-  ``applyInArrow``; Spark writes with ``replaceWhere``.
+- ``spark`` (Databricks, any cluster): Spark reads the inputs, groups them with a shuffle
+  and calls the functions through ``applyInArrow``; Spark writes with ``replaceWhere``.
 - ``local`` (the embedded default): the driver reads one session's partition at a time
-  through delta-rs / pyarrow (partition pruning, no shuffle), calls the same functions and
-  streams their output into one delta-rs ``overwrite ... predicate`` commit per table.
+  through delta-rs / pyarrow (partition pruning, no shuffle), splits it by contract, calls
+  the same functions and streams their output into one delta-rs ``overwrite ... predicate``
+  commit per table.
 
 Why two: on the 2-core machine Spark's shuffle and row conversion dominated. For one 10 M
 record session, the order-book stage's quality pass alone (read, shuffle, kernel without
@@ -21,21 +21,31 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import unquote
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from ..core.prefetch import prefetch
 from ..io import delta_tables
 from ..runtime.context import Context
-from ..core.prefetch import prefetch
 from ..schemas import Table, check_schema
+from .base import (
+    CONTRACT_SESSION,
+    Condition,
+    Engine,
+    GroupFunction,
+    Source,
+    key_columns,
+    keys_predicate,
+    parts_by_output,
+)
 
-ENGINES = ("local", "spark")
 ROW_GROUP_ROWS = 256 * 1024
 TARGET_FILE_BYTES = 64 << 20
 # String columns read as Arrow dictionaries: grouping and one-character codes work on the indices.
@@ -43,21 +53,121 @@ DICTIONARY_COLUMNS = ("contract_id", "action", "side", "symbol", "venue", "under
                       "source_file", "ingest_batch_id", "session_phase", "level_type")
 
 
-def stage_engine(ctx: Context, engine: str | None = None) -> str:
-    """The engine a stage runs on: the argument, else the profile's ``compute.stage_engine``, else spark."""
-    chosen = engine or (ctx.profile.settings.get("compute") or {}).get("stage_engine", "spark")
-    if chosen not in ENGINES:
-        raise ValueError(f"stage engine must be one of {ENGINES}, got {chosen!r}")
-    return chosen
+class LocalEngine(Engine):
+    """Reads a session's partition at a time through pyarrow, groups on the driver, writes
+    through delta-rs."""
+
+    name = "local"
+
+    def pinned(self, table: Table) -> "PinnedTable":
+        self.pin(table)
+        return PinnedTable(self.ctx, table, self.stage, self.versions[table.name])
+
+    def read(self, source: Source, distinct: bool = False) -> pa.Table:
+        rows = plain_table(self.pinned(source.table).read(_columns(source), _filter(source)))
+        return rows.group_by(rows.column_names).aggregate([]) if distinct else rows
+
+    def group_keys(self, source: Source, by: Sequence[str] = CONTRACT_SESSION) -> pd.DataFrame:
+        rows = self.pinned(source.table).read(list(by), _filter(source))
+        if tuple(by) == CONTRACT_SESSION:
+            return group_keys(rows)
+        counts = plain_table(rows).group_by(list(by)).aggregate([([], "count_all")]).to_pandas()
+        return counts.rename(columns={"count_all": "rows"}).sort_values(list(by)).reset_index(drop=True)
+
+    def map_groups(self, sources: Sequence[Source], fn: GroupFunction, outputs: Sequence[Table],
+                   keys: pd.DataFrame, lineage: str) -> None:
+        if keys.empty:
+            return
+        later: dict[str, list] = {output.name: [] for output in outputs[1:]}
+
+        def first_output_parts():
+            for tables in self._groups(sources, keys):
+                for output, rows in parts_by_output(fn(*tables), outputs):
+                    if output.name == outputs[0].name:
+                        yield rows
+                    else:
+                        later[output.name].append(rows)
+
+        where = keys_predicate(keys)
+        replace(self.ctx, outputs[0], first_output_parts(), where, lineage)
+        for output in outputs[1:]:
+            replace(self.ctx, output, later[output.name], where, lineage)
+
+    def collect_groups(self, sources: Sequence[Source], fn: GroupFunction, schema: pa.Schema,
+                       keys: pd.DataFrame) -> pa.Table:
+        parts = [plain_table(part).select(schema.names).cast(schema)
+                 for tables in self._groups(sources, keys) for part in fn(*tables)]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
+    def replace(self, output: Table, rows: pa.Table, keys: pd.DataFrame, lineage: str) -> None:
+        if not keys.empty:
+            replace(self.ctx, output, [rows], keys_predicate(keys), lineage)
+
+    def _groups(self, sources: Sequence[Source], keys: pd.DataFrame) -> Iterator[list[pa.Table]]:
+        """Every group's rows of each source, a session's partition read at a time. Groups are
+        ``session_date`` plus at most one more column (the contract, or the underlier)."""
+        split_column = _split_column(keys)
+        for session in sorted(keys["session_date"].unique()):
+            in_session = keys[keys["session_date"] == session]
+            parts = []
+            for source in sources:
+                source = source.restricted_to(in_session)
+                rows = self.pinned(source.table).read(_columns(source), _filter(source))
+                parts.append((dict(split_by(rows, split_column)) if split_column else {None: rows},
+                              rows.schema.empty_table()))
+                del rows
+            for value in (sorted(in_session[split_column]) if split_column else [None]):
+                # each group's tables are released once its function has run
+                yield [found.pop(value, empty) for found, empty in parts]
+
+
+def _split_column(keys: pd.DataFrame) -> str | None:
+    others = [c for c in key_columns(keys) if c != "session_date"]
+    if len(others) > 1 or "session_date" not in keys.columns:
+        raise ValueError(f"the local engine groups by session_date and at most one more column, "
+                         f"got {list(keys.columns)}")
+    return others[0] if others else None
+
+
+def _columns(source: Source) -> list[str] | None:
+    return None if source.columns is None else list(source.columns)
+
+
+def _filter(source: Source, keys: pd.DataFrame | None = None) -> ds.Expression | None:
+    """The pyarrow filter of a source's conditions and groups (``keys`` narrows them further)."""
+    schema = source.table.schema
+    conditions = [_condition(c, schema) for c in source.where]
+    for restriction in (source.keys, keys):
+        if restriction is not None:
+            conditions.append(keys_filter(restriction, schema))
+    return all_of(conditions)
+
+
+def _condition(condition: Condition, schema: pa.Schema) -> ds.Expression:
+    field = pc.field(condition.column)
+    type_ = schema.field(condition.column).type
+    if condition.op == "in":
+        return field.isin(pa.array(list(condition.value), type_))
+    value = pa.scalar(condition.value, type_)
+    return {"==": operator.eq, "!=": operator.ne, ">=": operator.ge, "<=": operator.le}[condition.op](field, value)
+
+
+def keys_filter(keys: pd.DataFrame, schema: pa.Schema) -> ds.Expression:
+    """A pyarrow filter covering exactly the groups of ``keys`` (twin of ``base.keys_predicate``)."""
+    columns = key_columns(keys)
+    groups = keys[columns].drop_duplicates().itertuples(index=False)
+    return _any_of(all_of(pc.field(c) == pa.scalar(v, schema.field(c).type) for c, v in zip(columns, group))
+                   for group in groups)
 
 
 class PinnedTable:
     """A Delta table at the version current when the stage started, read through pyarrow."""
 
-    def __init__(self, ctx: Context, table: Table, needed_by: str):
+    def __init__(self, ctx: Context, table: Table, needed_by: str, version: int | None = None):
         from deltalake import DeltaTable
 
-        version = delta_tables.version(ctx.profile, table)
+        if version is None:
+            version = delta_tables.version(ctx.profile, table)
         if version is None:
             raise ValueError(f"{needed_by} needs {table.name}, which does not exist yet under {ctx.profile.lake_root}")
         self.table = table
@@ -219,14 +329,6 @@ def read_rows(ctx: Context, table: Table, where: ds.Expression | None = None,
               columns: list[str] | None = None) -> pa.Table:
     """Rows of ``table`` at its current version (plain types), e.g. to summarise what a stage wrote."""
     return plain_table(PinnedTable(ctx, table, "a stage summary").read(columns, where))
-
-
-def pairs_filter(keys) -> ds.Expression:
-    """A pyarrow filter covering exactly these (contract_id, session_date) pairs (twin of
-    ``common.pairs_predicate``)."""
-    pairs = keys[["contract_id", "session_date"]].drop_duplicates().itertuples(index=False)
-    return _any_of((pc.field("contract_id") == c) & (pc.field("session_date") == pa.scalar(d, pa.date32()))
-                   for c, d in pairs)
 
 
 def _any_of(conditions: Iterable[ds.Expression]) -> ds.Expression:

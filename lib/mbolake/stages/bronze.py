@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..io import delta_tables, landing
-from ..core.prefetch import prefetch
-from .bronze_records import FileContext, to_bronze_table
 from ..core.calendar import days_to_dates
-from ..runtime.context import Context
-from ..io.dbn import DbnFormatError, iter_mbo_chunks, read_header
+from ..core.prefetch import prefetch
 from ..core.products import get_product
+from ..io import delta_tables, landing
+from ..io.dbn import DbnFormatError, iter_mbo_chunks, read_header
+from ..runtime.context import Context
 from ..schemas import BRONZE_MBO, INGEST_MANIFEST, QUARANTINE
+from .base import StageSummary
+from .bronze_records import FileContext, to_bronze_table
 
 SHA_KEY = "mbolake.sha256"
 
@@ -42,32 +43,14 @@ class FileOutcome:
     seconds: float = 0.0
 
 
-@dataclass
-class BronzeSummary:
-    batch_id: str
-    files: list[FileOutcome]
-    table_versions: dict
-    seconds: float
-
-    @property
-    def records_ingested(self) -> int:
-        return sum(f.record_count for f in self.files if f.status == "ingested")
-
-    def by_status(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for f in self.files:
-            counts[f.status] = counts.get(f.status, 0) + 1
-        return counts
-
-    def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([f.__dict__ for f in self.files])
-
-    def _repr_html_(self) -> str:
-        head = (
-            f"<b>BronzeProcessDBN</b> batch {self.batch_id}: {len(self.files)} file(s) {self.by_status()}, "
-            f"{self.records_ingested:,} records in {self.seconds:.1f} s; table versions {self.table_versions}"
-        )
-        return head + self.to_frame().to_html(index=False)
+def bronze_summary(batch_id: str, outcomes: list[FileOutcome], versions: dict, seconds: float) -> StageSummary:
+    """A Bronze batch as the stages' summary: one details row per file, counts by status."""
+    files = pd.DataFrame([f.__dict__ for f in outcomes], columns=[f.name for f in fields(FileOutcome)])
+    by_status = files["status"].value_counts().to_dict()
+    ingested = int(files.loc[files["status"] == "ingested", "record_count"].sum())
+    return StageSummary("BronzeProcessDBN", int(files["record_count"].sum()), ingested, seconds,
+                        {"batch_id": batch_id, "tables": versions}, files,
+                        [f"{len(files)} file(s): " + ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))])
 
 
 class BronzeProcessDBN:
@@ -93,7 +76,7 @@ class BronzeProcessDBN:
         end_date: dt.date | None = None,
         files: list[str | Path] | None = None,
         progress: bool = True,
-    ) -> BronzeSummary:
+    ) -> StageSummary:
         product = get_product(underlier)
         if start_date and end_date and start_date > end_date:
             raise ValueError(f"start_date {start_date} is after end_date {end_date}")
@@ -108,7 +91,7 @@ class BronzeProcessDBN:
             outcomes.append(outcome)
             known.setdefault(outcome.sha256, f"sha256 {outcome.status} earlier in this run")
         versions = {t.name: delta_tables.version(ctx.profile, t) for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE)}
-        return BronzeSummary(ctx.batch_id, outcomes, versions, time.perf_counter() - started)
+        return bronze_summary(ctx.batch_id, outcomes, versions, time.perf_counter() - started)
 
     # -- one file ---------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ import pyarrow as pa
 
 from ..core.calendar import NS_PER_DAY, session_days
 from ..core.constants import UNDEF_PRICE
-from ..io.dbn import DbnHeader
 from ..core.products import Product, instrument_type_of
+from ..io.dbn import DbnHeader
 from ..schemas import BRONZE_MBO, check_schema
 
 _EPOCH = dt.date(1970, 1, 1)

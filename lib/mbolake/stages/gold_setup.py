@@ -9,26 +9,27 @@ episode), so the vectors are built on the driver from one collected frame.
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
-from ..runtime.context import Context
-from ..core.products import get_product
-from ..schemas import (FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, SESSION_LEVELS, SETUP_VECTORS, TRAINING_VIEW,
-                       spark_schema)
-from ..engines import local as local_engine
-from ..engines.spark import data_version, in_dates, pairs_predicate, read_pinned, replace_rows
-from ..engines.local import stage_engine
-from .silver_features import StageSummary
+from ..core.products import Product
+from ..engines import Engine, Source, in_dates, where
+from ..engines.local import arrow_rows
+from ..schemas import FEATURE_PRIMITIVES, LABELS, MBO_NORMALIZED, SESSION_LEVELS, SETUP_VECTORS, TRAINING_VIEW
+from .base import SilverFilterFirst4Hours, Stage, StageSummary
 
 
-def lookback_spec(product) -> str:
+def lookback_spec(product, window: list[str]) -> str:
     return json.dumps({"candle": "2min", "bar": "5s", "lookback_candles": 6, "lookforward_candles": 6,
-                       "positions": [-5, 0], "window": ["08:30", "12:30"], "tick_size": product.tick_size},
+                       "positions": [-5, 0], "window": window, "tick_size": product.tick_size},
                       sort_keys=True)
+
+
+def window_of(primitives_lineage: str) -> list[str]:
+    """The session window the primitives were computed over, from their lineage (rows written
+    before lineage carried it used the default window)."""
+    return json.loads(primitives_lineage).get("window") or SilverFilterFirst4Hours().label()
 
 
 def episode_outputs(primitives: pd.DataFrame, product, lineage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -37,11 +38,11 @@ def episode_outputs(primitives: pd.DataFrame, product, lineage: str) -> tuple[pd
     from ..features.setup_vector import FEATURE_SET, feature_hash, setup_vector_with_info
     from ..features.signature import SIGNATURE_NAMES
 
-    spec = lookback_spec(product)
     label_params = LabelParams.for_tick(product.tick_size)
     vectors, labels = [], []
     for episode_id, rows in primitives.groupby("episode_id", sort=True):
         ep = rows.iloc[0]
+        spec = lookback_spec(product, window_of(ep.data_version))
         by_position = {int(r.position): r for r in rows.itertuples(index=False)}
         sigs = {p: rows.loc[rows["position"] == p, list(SIGNATURE_NAMES)].to_numpy(float)[0]
                 if p in by_position else None for p in range(-5, 1)}
@@ -65,83 +66,42 @@ def episode_outputs(primitives: pd.DataFrame, product, lineage: str) -> tuple[pd
     return vec_df, lab_df
 
 
-class GoldExtractSetupVectors:
+class GoldExtractSetupVectors(Stage):
     name = "GoldExtractSetupVectors"
-    inputs = (FEATURE_PRIMITIVES.name, SESSION_LEVELS.name, MBO_NORMALIZED.name)
-    outputs = (SETUP_VECTORS.name, LABELS.name, TRAINING_VIEW.name)
+    inputs = (FEATURE_PRIMITIVES, SESSION_LEVELS, MBO_NORMALIZED)
+    outputs = (SETUP_VECTORS, LABELS, TRAINING_VIEW)
 
-    def run(self, ctx: Context, *, underlier: str, start_date=None, end_date=None,
-            engine: str | None = None) -> StageSummary:
-        t0 = time.perf_counter()
-        product = get_product(underlier)
-        run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
-        prims_rows, vectors, labels, lineage = run(ctx, product, start_date, end_date)
-        if vectors is None:
-            return StageSummary(self.name, 0, 0, time.perf_counter() - t0, json.loads(lineage),
-                                notes=["no episodes in the range"])
+    def execute(self, engine: Engine, product: Product, start_date, end_date) -> StageSummary:
+        engine.pin(*self.inputs)
+        lineage = engine.lineage()
+        prims = engine.read(Source(FEATURE_PRIMITIVES, where=in_dates(start_date, end_date))).to_pandas()
+        prims = prims[prims["contract_id"].str.startswith(f"{product.venue}:")]
+        if prims.empty:
+            return self.summary(0, 0, lineage, notes=["no episodes in the range"])
+        vectors, labels = episode_outputs(prims, product, lineage)
+        keys = vectors[KEYS].drop_duplicates().reset_index(drop=True)
+        engine.replace(SETUP_VECTORS, arrow_rows(vectors, SETUP_VECTORS), keys, lineage)
+        engine.replace(LABELS, arrow_rows(labels, LABELS), keys, lineage)
+        engine.replace(TRAINING_VIEW, arrow_rows(training_view(engine, vectors, labels, keys), TRAINING_VIEW), keys,
+                       lineage)
         balance = (labels.merge(vectors[["episode_id", "level_type", "approach_direction"]], on="episode_id")
                    .groupby(["session_date", "outcome"]).size().unstack(fill_value=0).reset_index())
         notes = [f"{int(vectors['n_nonfinite'].sum())} NaN/inf signature values replaced by 0",
                  f"{int(vectors['context_truncated'].sum())} vector(s) with truncated context",
                  f"{int((~labels['label_complete']).sum())} episode(s) with an incomplete look-forward "
                  f"(kept for inference, excluded from training)"]
-        return StageSummary(self.name, prims_rows, len(vectors), time.perf_counter() - t0, json.loads(lineage),
-                            balance, notes)
-
-    def _run_local(self, ctx: Context, product, start_date, end_date):
-        prims = local_engine.PinnedTable(ctx, FEATURE_PRIMITIVES, self.name)
-        levels = local_engine.PinnedTable(ctx, SESSION_LEVELS, self.name)
-        mbo = local_engine.PinnedTable(ctx, MBO_NORMALIZED, self.name)
-        lineage = data_version(ctx, {FEATURE_PRIMITIVES.name: prims.version, SESSION_LEVELS.name: levels.version,
-                                     MBO_NORMALIZED.name: mbo.version})
-        dates = local_engine.date_filter(start_date, end_date)
-        prims_pdf = local_engine.plain_table(prims.read(None, dates)).to_pandas()
-        prims_pdf = prims_pdf[prims_pdf["contract_id"].str.startswith(f"{product.venue}:")]
-        if prims_pdf.empty:
-            return 0, None, None, lineage
-        vectors, labels = episode_outputs(prims_pdf, product, lineage)
-        where = pairs_predicate(vectors)
-        local_engine.replace(ctx, SETUP_VECTORS, [local_engine.arrow_rows(vectors, SETUP_VECTORS)], where, lineage)
-        local_engine.replace(ctx, LABELS, [local_engine.arrow_rows(labels, LABELS)], where, lineage)
-        in_pairs = local_engine.pairs_filter(vectors)
-        meta = local_engine.plain_table(mbo.read(SESSION_META_COLUMNS, in_pairs & pc.field("is_front_month")))
-        meta = meta.group_by(SESSION_META_COLUMNS).aggregate([]).to_pandas()
-        complete = local_engine.plain_table(levels.read(["contract_id", "session_date", "levels_complete"],
-                                                        in_pairs)).to_pandas()
-        view = (vectors.merge(labels.drop(columns=["contract_id", "session_date", "data_version"]), on="episode_id")
-                .merge(meta.merge(complete, on=["contract_id", "session_date"], how="left"),
-                       on=["contract_id", "session_date"], how="left"))
-        local_engine.replace(ctx, TRAINING_VIEW, [local_engine.arrow_rows(view, TRAINING_VIEW)], where, lineage)
-        return len(prims_pdf), vectors, labels, lineage
-
-    def _run_spark(self, ctx: Context, product, start_date, end_date):
-        from pyspark.sql import functions as F
-
-        prims, prim_version = read_pinned(ctx, FEATURE_PRIMITIVES, self.name)
-        levels, level_version = read_pinned(ctx, SESSION_LEVELS, self.name)
-        mbo, mbo_version = read_pinned(ctx, MBO_NORMALIZED, self.name)
-        lineage = data_version(ctx, {FEATURE_PRIMITIVES.name: prim_version, SESSION_LEVELS.name: level_version,
-                                     MBO_NORMALIZED.name: mbo_version})
-        prims_pdf = in_dates(prims, start_date, end_date).where(
-            F.col("contract_id").startswith(f"{product.venue}:")).toPandas()
-        if prims_pdf.empty:
-            return 0, None, None, lineage
-        vectors, labels = episode_outputs(prims_pdf, product, lineage)
-        where = pairs_predicate(vectors)
-        spark = ctx.spark
-        replace_rows(ctx, SETUP_VECTORS, spark.createDataFrame(vectors, spark_schema(SETUP_VECTORS)), where, lineage)
-        replace_rows(ctx, LABELS, spark.createDataFrame(labels, spark_schema(LABELS)), where, lineage)
-        session_meta = (in_dates(mbo, start_date, end_date).where(F.col("is_front_month"))
-                        .select(*SESSION_META_COLUMNS).distinct()
-                        .join(levels.select("contract_id", "session_date", "levels_complete"),
-                              ["contract_id", "session_date"], "left"))
-        view = (spark.read.format("delta").load(ctx.profile.table_path(SETUP_VECTORS.name)).where(where)
-                .join(spark.read.format("delta").load(ctx.profile.table_path(LABELS.name)).where(where)
-                      .drop("contract_id", "session_date", "data_version"), "episode_id")
-                .join(session_meta, ["contract_id", "session_date"], "left")
-                .select(*TRAINING_VIEW.schema.names))
-        replace_rows(ctx, TRAINING_VIEW, view, where, lineage)
-        return len(prims_pdf), vectors, labels, lineage
+        return self.summary(len(prims), len(vectors), lineage, balance, notes)
 
 
+KEYS = ["contract_id", "session_date"]
 SESSION_META_COLUMNS = ["contract_id", "session_date", "front_month_dominance", "roll_contaminated"]
+
+
+def training_view(engine: Engine, vectors: pd.DataFrame, labels: pd.DataFrame, keys: pd.DataFrame) -> pd.DataFrame:
+    """Vectors joined with their labels and the session's front-month metadata."""
+    meta = engine.read(Source(MBO_NORMALIZED, SESSION_META_COLUMNS, where(is_front_month=True), keys),
+                       distinct=True).to_pandas()
+    complete = engine.read(Source(SESSION_LEVELS, ["contract_id", "session_date", "levels_complete"],
+                                  keys=keys)).to_pandas()
+    return (vectors.merge(labels.drop(columns=["contract_id", "session_date", "data_version"]), on="episode_id")
+            .merge(meta.merge(complete, on=KEYS, how="left"), on=KEYS, how="left"))

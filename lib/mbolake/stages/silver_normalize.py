@@ -5,43 +5,24 @@ inside regular trading hours; its dominance is that volume over all outrights' R
 volume, and a session whose dominance is below ``roll_threshold`` is
 ``roll_contaminated`` (the roll week). Spreads are dropped unless asked for. Session
 phase comes from ``ts_recv`` in exchange time (snapshot records carry old ``ts_event``s).
+Groups are whole sessions (``underlier``, ``session_date``): every session read is
+replaced, so one left without an outright (spreads only) keeps no stale rows.
 """
 from __future__ import annotations
-
-import datetime as dt
-import json
-import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..core.calendar import local_ns
-from ..runtime.context import Context
-from ..core.products import get_product
-from ..schemas import BRONZE_MBO, MBO_NORMALIZED, spark_schema
-from ..engines import local as local_engine
-from ..engines.spark import data_version, in_dates, read_pinned, replace_rows
-from ..engines.local import category_codes, stage_engine
+from ..core.products import Product
+from ..engines import Condition, Engine, Source, in_dates, where
+from ..engines.local import category_codes, keys_filter, read_rows
+from ..schemas import BRONZE_MBO, MBO_NORMALIZED
+from .base import Stage, StageSummary
 
 RTH = ((9, 30), (16, 0))
 POST_END = {"FUT": (17, 0), "STK": (20, 0)}
-
-
-def _micros(col: str):
-    """ns -> µs by integer division (a double division would round ns-epoch values by a µs)."""
-    from pyspark.sql import functions as F
-
-    return F.expr(f"{col} div 1000")
-
-
-def _minute_of_day(col, timezone: str):
-    from pyspark.sql import functions as F
-
-    local = F.from_utc_timestamp(F.timestamp_micros(_micros(col)), timezone)  # UTC fields = wall clock
-    return F.hour(local) * 60 + F.minute(local)
 
 
 def _phase_minutes(product) -> tuple[int, int, int, int]:
@@ -93,164 +74,86 @@ def choose_front_month(rows: pa.Table, product) -> dict:
             "session_rows": int(count.sum())}
 
 
-def session_phase_column(product):
-    """overnight | premarket | rth | post, from ts_recv's wall-clock minute."""
-    from pyspark.sql import functions as F
-
-    minute = _minute_of_day("ts_recv", product.timezone)
-    pm, open_, close, post_end = _phase_minutes(product)
-    return (F.when((minute >= open_) & (minute < close), "rth")
-            .when((minute >= pm) & (minute < open_), "premarket")
-            .when((minute >= close) & (minute < post_end), "post")
-            .otherwise("overnight"))
+SESSION = ("underlier", "session_date")
+SELECTION_SCHEMA = pa.schema([("session_date", pa.date32()), ("contract_id", pa.string()),
+                              ("rth_volume", pa.int64()), ("outright_rth_volume", pa.int64()),
+                              ("front_month_dominance", pa.float64()), ("session_rows", pa.int64())])
 
 
-def _sessions_predicate(underlier: str, sessions) -> str:
-    dates = ", ".join(f"DATE'{d}'" for d in sorted(sessions))
-    return f"underlier = '{underlier}' AND session_date IN ({dates})"
+def front_month_rows(rows: pa.Table, product: Product) -> list[pa.Table]:
+    """The selection row of one session (none when it has no outright)."""
+    choice = choose_front_month(rows, product)
+    return [pa.Table.from_pylist([choice], SELECTION_SCHEMA)] if "contract_id" in choice else []
 
 
-def _sessions_filter(underlier: str, selection: pd.DataFrame):
-    dates = [pa.scalar(d, pa.date32()) for d in selection["session_date"]]
-    return (pc.field("underlier") == underlier) & pc.field("session_date").isin(pa.array(dates, pa.date32()))
+def tag_session(rows: pa.Table, choice: dict | None, product: Product, include_spreads: bool,
+                roll_threshold: float) -> list[pa.Table]:
+    """One session's Bronze rows -> its normalized rows: the front month (and spreads if asked)."""
+    if choice is None or not rows.num_rows:
+        return []
+    contract, contracts = category_codes(rows.column("contract_id"))
+    keep = np.array([c == choice["contract_id"] for c in contracts], dtype=bool)[contract]
+    if include_spreads:
+        kind, kinds = category_codes(rows.column("instrument_type"))
+        keep |= np.array([k == "SPREAD" for k in kinds], dtype=bool)[kind]
+    return [tag_rows(rows.filter(pa.array(keep)), choice, product, roll_threshold)]
 
 
-@dataclass
-class NormalizeSummary:
-    selection: pd.DataFrame  # one row per session: front contract, its RTH volume, dominance
-    rows_in: int
-    rows_out: int
-    data_version: dict
-    seconds: float
+def tag_rows(kept: pa.Table, choice: dict, product: Product, roll_threshold: float) -> pa.Table:
+    """The session's kept Bronze rows with the normalized columns added."""
+    n = kept.num_rows
+    dominance = choice["front_month_dominance"]
+    ts_event = kept.column("ts_event").to_numpy()
+    local_us = local_ns(ts_event // 1000 * 1000, product.timezone) // 1000
+    phase = session_phase_codes(kept.column("ts_recv").to_numpy(), product)
+    contract, contracts = category_codes(kept.column("contract_id"))
+    extra = {
+        "ts_event_local": pa.array(local_us, type=pa.timestamp("us")),
+        "session_phase": pa.DictionaryArray.from_arrays(pa.array(phase), pa.array(PHASES)),
+        "is_front_month": pa.array(np.array([c == choice["contract_id"] for c in contracts], dtype=bool)[contract]),
+        "front_month_dominance": pa.array(np.full(n, np.nan if dominance is None else dominance),
+                                          mask=np.full(n, dominance is None)),
+        "roll_contaminated": pa.array(np.full(n, dominance is None or dominance < roll_threshold)),
+    }
+    for name, column in extra.items():
+        kept = kept.append_column(name, column)
+    return kept.select(MBO_NORMALIZED.schema.names)
 
-    def _repr_html_(self) -> str:
-        return (f"<b>SilverNormalizeMBO</b>: {self.rows_in:,} Bronze rows → {self.rows_out:,} normalized rows in "
-                f"{self.seconds:.1f} s; lineage {self.data_version}" + self.selection.to_html(index=False))
 
-
-class SilverNormalizeMBO:
+class SilverNormalizeMBO(Stage):
     name = "SilverNormalizeMBO"
-    inputs = (BRONZE_MBO.name,)
-    outputs = (MBO_NORMALIZED.name,)
+    inputs = (BRONZE_MBO,)
+    outputs = (MBO_NORMALIZED,)
 
     def __init__(self, roll_threshold: float = 0.6):
         if not 0.0 < roll_threshold <= 1.0:
             raise ValueError(f"roll_threshold must be in (0, 1], got {roll_threshold}")
         self.roll_threshold = roll_threshold
 
-    def run(self, ctx: Context, *, underlier: str, start_date: dt.date | None = None,
-            end_date: dt.date | None = None, include_spreads: bool = False,
-            engine: str | None = None) -> NormalizeSummary:
-        t0 = time.perf_counter()
-        product = get_product(underlier)
-        run = self._run_local if stage_engine(ctx, engine) == "local" else self._run_spark
-        selection, lineage_json = run(ctx, product, underlier, start_date, end_date, include_spreads)
+    def execute(self, engine: Engine, product: Product, start_date, end_date,
+                include_spreads: bool = False) -> StageSummary:
+        conditions = where(underlier=product.underlier) + in_dates(start_date, end_date)
+        engine.pin(BRONZE_MBO)
+        lineage = engine.lineage()
+        keys = engine.group_keys(Source(BRONZE_MBO, where=conditions), by=SESSION)
+        if keys.empty:
+            return self.summary(0, 0, lineage, pd.DataFrame(), ["no Bronze records in the range"])
+        selection = engine.collect_groups([Source(BRONZE_MBO, FRONT_COLUMNS, conditions)],
+                                          lambda rows: front_month_rows(rows, product), SELECTION_SCHEMA, keys)
+        selection = selection.to_pandas().sort_values("session_date").reset_index(drop=True)
+        chosen = {row["session_date"]: row for row in selection.to_dict("records")}
+        if not include_spreads:  # read only the chosen contracts
+            conditions += (Condition("contract_id", "in", tuple(sorted(set(selection["contract_id"])))),)
+        threshold = self.roll_threshold
+        engine.map_groups(
+            [Source(BRONZE_MBO, None, conditions)],
+            lambda rows: tag_session(rows, chosen.get(_session_of(rows)), product, include_spreads, threshold),
+            self.outputs, keys, lineage)
         if selection.empty:
-            return NormalizeSummary(selection, 0, 0, {}, time.perf_counter() - t0)
-        written = local_engine.read_rows(ctx, MBO_NORMALIZED, _sessions_filter(underlier, selection), ["session_date"])
-        return NormalizeSummary(selection, int(selection["session_rows"].sum()), written.num_rows,
-                                json.loads(lineage_json), time.perf_counter() - t0)
+            return self.summary(0, 0, lineage, selection, ["no outright contract in the range"])
+        written = read_rows(engine.ctx, MBO_NORMALIZED, keys_filter(keys, MBO_NORMALIZED.schema), ["session_date"])
+        return self.summary(int(selection["session_rows"].sum()), written.num_rows, lineage, selection)
 
-    def _run_local(self, ctx: Context, product, underlier, start_date, end_date, include_spreads):
-        bronze = local_engine.PinnedTable(ctx, BRONZE_MBO, self.name)
-        lineage_json = data_version(ctx, {BRONZE_MBO.name: bronze.version})
-        chosen = local_engine.all_of([pc.field("underlier") == underlier,
-                                      local_engine.date_filter(start_date, end_date)])
-        sessions = sorted(pc.unique(bronze.read(["session_date"], chosen).column("session_date")).to_pylist())
-        if not sessions:
-            return pd.DataFrame(), lineage_json
-        selection: list[dict] = []
 
-        def normalized():
-            for session in sessions:
-                in_session = chosen & (pc.field("session_date") == pa.scalar(session, pa.date32()))
-                choice = choose_front_month(bronze.read(FRONT_COLUMNS, in_session), product)
-                if "contract_id" not in choice:
-                    continue
-                selection.append(choice)
-                keep = pc.field("contract_id") == choice["contract_id"]
-                if include_spreads:
-                    keep = keep | (pc.field("instrument_type") == "SPREAD")
-                yield self.tag_rows(bronze.read(None, in_session & keep), choice, product)
-
-        local_engine.replace(ctx, MBO_NORMALIZED, normalized(), _sessions_predicate(underlier, sessions), lineage_json)
-        return pd.DataFrame(selection), lineage_json
-
-    def tag_rows(self, kept: pa.Table, choice: dict, product) -> pa.Table:
-        """The session's kept Bronze rows with the normalized columns added."""
-        n = kept.num_rows
-        dominance = choice["front_month_dominance"]
-        ts_event = kept.column("ts_event").to_numpy()
-        local_us = local_ns(ts_event // 1000 * 1000, product.timezone) // 1000
-        phase = session_phase_codes(kept.column("ts_recv").to_numpy(), product)
-        contract, contracts = category_codes(kept.column("contract_id"))
-        extra = {
-            "ts_event_local": pa.array(local_us, type=pa.timestamp("us")),
-            "session_phase": pa.DictionaryArray.from_arrays(pa.array(phase), pa.array(PHASES)),
-            "is_front_month": pa.array(np.array([c == choice["contract_id"] for c in contracts], dtype=bool)[contract]),
-            "front_month_dominance": pa.array(np.full(n, np.nan if dominance is None else dominance),
-                                              mask=np.full(n, dominance is None)),
-            "roll_contaminated": pa.array(np.full(n, dominance is None or dominance < self.roll_threshold)),
-        }
-        for name, column in extra.items():
-            kept = kept.append_column(name, column)
-        return kept.select(MBO_NORMALIZED.schema.names)
-
-    def _run_spark(self, ctx: Context, product, underlier, start_date, end_date, include_spreads):
-        from pyspark.sql import functions as F
-
-        bronze, version = read_pinned(ctx, BRONZE_MBO, self.name)
-        bronze = in_dates(bronze.where(F.col("underlier") == underlier), start_date, end_date)
-        bronze = bronze.withColumn("session_phase", session_phase_column(product))
-        lineage_json = data_version(ctx, {BRONZE_MBO.name: version})
-        # every session read is replaced, as on the local engine: one without an outright
-        # contract (spreads only) keeps no rows, not the rows of an earlier run
-        sessions = [row.session_date for row in bronze.select("session_date").distinct().collect()]
-        if not sessions:
-            return pd.DataFrame(), lineage_json
-        selection = self._select_front(bronze)
-        if selection.empty:
-            out = ctx.spark.createDataFrame([], spark_schema(MBO_NORMALIZED))
-        else:
-            out = self._tagged_rows(ctx, bronze, selection, product, include_spreads)
-        replace_rows(ctx, MBO_NORMALIZED, out, _sessions_predicate(underlier, sessions), lineage_json)
-        return selection, lineage_json
-
-    def _tagged_rows(self, ctx: Context, bronze, selection: pd.DataFrame, product, include_spreads: bool):
-        from pyspark.sql import functions as F
-
-        chosen = ctx.spark.createDataFrame(selection[["session_date", "contract_id", "front_month_dominance"]])
-        outright = bronze.join(F.broadcast(chosen.drop("front_month_dominance")), ["session_date", "contract_id"], "left_semi")
-        keep = outright.withColumn("is_front_month", F.lit(True))
-        if include_spreads:  # of the sessions that have a front month, as on the local engine
-            spreads = (bronze.where(F.col("instrument_type") == "SPREAD")
-                       .join(F.broadcast(chosen.select("session_date")), "session_date", "left_semi")
-                       .withColumn("is_front_month", F.lit(False)))
-            keep = keep.unionByName(spreads)
-        dominance = chosen.select("session_date", "front_month_dominance")
-        return (keep.join(F.broadcast(dominance), "session_date", "left")
-                .withColumn("roll_contaminated", F.coalesce(F.col("front_month_dominance") < self.roll_threshold, F.lit(True)))
-                .withColumn("ts_event_local", F.from_utc_timestamp(F.timestamp_micros(_micros("ts_event")),
-                                                                    product.timezone).cast("timestamp_ntz"))
-                .select(*MBO_NORMALIZED.schema.names))
-
-    def _select_front(self, bronze) -> pd.DataFrame:
-        from pyspark.sql import functions as F
-
-        outright = bronze.where(F.col("instrument_type") != "SPREAD")
-        per_contract = (outright.groupBy("session_date", "contract_id")
-                        .agg(F.sum(F.when((F.col("action") == "T") & (F.col("session_phase") == "rth"), F.col("size"))
-                                   .otherwise(0)).alias("rth_volume"),
-                             F.count(F.lit(1)).alias("rows"))).toPandas()
-        if per_contract.empty:
-            return per_contract.assign(front_month_dominance=[], session_rows=[])
-        rows = []
-        for session, group in per_contract.groupby("session_date"):
-            group = group.sort_values(["rth_volume", "rows", "contract_id"], ascending=[False, False, True])
-            total = group["rth_volume"].sum()
-            front = group.iloc[0]
-            rows.append({"session_date": session, "contract_id": front.contract_id,
-                         "rth_volume": int(front.rth_volume), "outright_rth_volume": int(total),
-                         "front_month_dominance": float(front.rth_volume / total) if total else None,
-                         "session_rows": int(group["rows"].sum())})
-        return pd.DataFrame(rows)
+def _session_of(rows: pa.Table):
+    return rows.column("session_date")[0].as_py() if rows.num_rows else None
