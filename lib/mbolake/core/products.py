@@ -33,6 +33,17 @@ def get_product(underlier: str) -> Product:
         raise ValueError(f"unknown underlier {underlier!r}; configured: {', '.join(PRODUCTS)}") from None
 
 
+def product_of_contract(contract_id: str) -> Product:
+    """The product a contract id (``{venue}:{symbol}``, e.g. ``GLBX.MDP3:ESZ5``) belongs to: the
+    configured product of that venue whose underlier starts the symbol (the longest such)."""
+    venue, _, symbol = str(contract_id).partition(":")
+    matches = [p for p in PRODUCTS.values() if p.venue == venue and symbol.startswith(p.underlier)]
+    if not matches:
+        raise ValueError(f"no configured product for contract {contract_id!r} (contract ids are venue:symbol; "
+                         f"configured: {', '.join(f'{p.venue}:{p.underlier}…' for p in PRODUCTS.values())})")
+    return max(matches, key=lambda p: len(p.underlier))
+
+
 def instrument_type_of(symbol: str | None, default: str) -> str:
     """SPREAD for calendar spreads (ESZ5-ESH6), OPT for options (ESZ5 C5000), else the product's type."""
     if symbol is None:

@@ -5,82 +5,77 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow.compute as pc
 
 from ..io import delta_tables
 from ..schemas import BAR_5S, FEATURE_PRIMITIVES, LABELS, SESSION_LEVELS
+from .tables import contract_timezone, local_times, one_session, read_frame, time_label
 
 LEVEL_COLORS = {"pm_high": "#1f77b4", "pm_low": "#17becf", "or_high": "#d62728", "or_low": "#ff7f0e"}
 OUTCOME_SYMBOLS = {"BREAK": "triangle-up", "REJECT": "x", "CHOP": "circle", None: "diamond"}
-
-
-def _table(ctx, table):
-    return ctx.spark.read.format("delta").load(ctx.profile.table_path(table.name))
-
-
-def _one_session(df, contract_id: str, session_date: dt.date):
-    from pyspark.sql import functions as F
-
-    return df.where((F.col("contract_id") == contract_id) & (F.col("session_date") == F.lit(session_date)))
+CONFIRM = pc.field("position") == 0  # the confirm candle's row of an episode
 
 
 def session_frames(ctx, contract_id: str, session_date: dt.date) -> dict[str, pd.DataFrame]:
-    """Bars (microprice), the levels row, and episodes (confirm candles, with labels if any)."""
-    bars = _one_session(_table(ctx, BAR_5S), contract_id, session_date).select(
-        "bar_ts", "bar5s_microprice_eob", "bar5s_trade_last_px").orderBy("bar_ts").toPandas()
-    levels = _one_session(_table(ctx, SESSION_LEVELS), contract_id, session_date).toPandas()
+    """Bars (microprice), the levels row, and episodes (confirm candles, with labels if any).
+    The bars frame carries the contract's exchange time zone in ``attrs["timezone"]``."""
+    session = one_session(contract_id, session_date)
+    bars = read_frame(ctx, BAR_5S, ["bar_ts", "bar5s_microprice_eob", "bar5s_trade_last_px"], session,
+                      "the session chart").sort_values("bar_ts", kind="stable").reset_index(drop=True)
+    bars.attrs["timezone"] = contract_timezone(contract_id)
+    levels = read_frame(ctx, SESSION_LEVELS, None, session, "the session chart")
     columns = ["episode_id", "level_type", "level_price", "direction", "candle_ts", "vector_time", "close"]
     if delta_tables.exists(ctx.profile, FEATURE_PRIMITIVES):
-        episodes = (_one_session(_table(ctx, FEATURE_PRIMITIVES), contract_id, session_date).where("position = 0")
-                    .select(*columns).toPandas())
+        episodes = read_frame(ctx, FEATURE_PRIMITIVES, columns, one_session(contract_id, session_date, CONFIRM))
     else:  # the approach stage has not run yet
         episodes = pd.DataFrame(columns=columns)
     if delta_tables.exists(ctx.profile, LABELS):
-        episodes = episodes.merge(_table(ctx, LABELS).select("episode_id", "outcome").toPandas(), on="episode_id",
-                                  how="left")
+        episodes = episodes.merge(read_frame(ctx, LABELS, ["episode_id", "outcome"]), on="episode_id", how="left")
     else:  # gold not built yet: episodes without outcomes
         episodes["outcome"] = None
     return {"bars": bars, "levels": levels, "episodes": episodes}
 
 
-def _ny(ns):
-    """ns UTC (a scalar or a Series) as New York time."""
-    stamps = pd.to_datetime(ns, unit="ns", utc=True)
-    return stamps.dt.tz_convert("America/New_York") if isinstance(stamps, pd.Series) else stamps.tz_convert(
-        "America/New_York")
-
-
-def plot_session(frames: dict[str, pd.DataFrame], title: str):
-    """Price with the four levels from their availability time, episodes marked by direction and outcome."""
+def plot_session(frames: dict[str, pd.DataFrame], title: str, timezone: str | None = None):
+    """Price with the four levels from their availability time, episodes marked by direction and
+    outcome; times in ``timezone``, else the zone ``session_frames`` put on the bars."""
     import plotly.graph_objects as go
 
     bars, levels, episodes = frames["bars"], frames["levels"], frames["episodes"]
+    timezone = timezone or bars.attrs.get("timezone")
+    if not timezone:
+        raise ValueError("plot_session needs the frames of session_frames (they carry the time zone) or timezone=")
+
+    def _local(ns):
+        return local_times(ns, timezone)
+
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=_ny(bars["bar_ts"]), y=bars["bar5s_microprice_eob"], name="microprice (5 s)",
+    fig.add_trace(go.Scattergl(x=_local(bars["bar_ts"]), y=bars["bar5s_microprice_eob"], name="microprice (5 s)",
                                line=dict(color="#555", width=1)))
     if not levels.empty:
         row = levels.iloc[0]
-        end = _ny(bars["bar_ts"].max())
+        end = _local(bars["bar_ts"].max())
         for name, color in LEVEL_COLORS.items():
             if pd.notna(row[name]):
-                start = _ny(row[f"{name[:2]}_available_from"])
+                start = _local(row[f"{name[:2]}_available_from"])
                 fig.add_trace(go.Scatter(x=[start, end], y=[row[name]] * 2, mode="lines", name=f"{name} (from {start:%H:%M})",
                                          line=dict(color=color, dash="dash")))
     for (direction, outcome), group in episodes.groupby(["direction", episodes["outcome"].fillna("unlabelled")]):
         fig.add_trace(go.Scatter(
-            x=_ny(group["vector_time"]), y=group["close"], mode="markers",
+            x=_local(group["vector_time"]), y=group["close"], mode="markers",
             name=f"{'from below' if direction > 0 else 'from above'} · {outcome}",
             marker=dict(symbol=("triangle-up" if direction > 0 else "triangle-down"), size=11,
                         color={"BREAK": "#2ca02c", "REJECT": "#d62728", "CHOP": "#7f7f7f"}.get(outcome, "#9467bd"),
                         line=dict(width=1, color="black")),
             text=group["level_type"], hovertemplate="%{text} %{y:.2f} at %{x|%H:%M}"))
-    fig.update_layout(title=title, height=520, xaxis_title="New York time", yaxis_title="points")
+    fig.update_layout(title=title, height=520, xaxis_title=time_label(timezone), yaxis_title="points")
     return fig
 
 
 def episode_counts(ctx) -> pd.DataFrame:
     """Episodes per session, level type and direction."""
-    prims = _table(ctx, FEATURE_PRIMITIVES).where("position = 0")
-    counts = prims.groupBy("session_date", "level_type", "direction").count().toPandas()
+    prims = read_frame(ctx, FEATURE_PRIMITIVES, ["session_date", "level_type", "direction"], CONFIRM, "episode counts")
+    counts = prims.groupby(["session_date", "level_type", "direction"], dropna=False).size().reset_index(name="count")
     table = counts.pivot_table(index=["session_date", "level_type"], columns="direction", values="count",
                                fill_value=0, aggfunc="sum").astype(int)
     table = table.rename(columns={1: "from_below", -1: "from_above"}).reset_index()
@@ -92,7 +87,7 @@ def plot_feature_distributions(ctx, features=("u_mean", "pressure_mean", "obi0_l
     """Distributions of confirm-candle signature features per level type."""
     import plotly.express as px
 
-    pdf = _table(ctx, FEATURE_PRIMITIVES).where("position = 0").select("level_type", *features).toPandas()
+    pdf = read_frame(ctx, FEATURE_PRIMITIVES, ["level_type", *features], CONFIRM, "the feature distributions")
     long = pdf.melt(id_vars="level_type", var_name="feature")
     fig = px.box(long, x="feature", y="value", color="level_type", points=False,
                  title="Confirm-candle signature features per level type")
@@ -103,7 +98,8 @@ def plot_feature_distributions(ctx, features=("u_mean", "pressure_mean", "obi0_l
 def plot_label_balance(ctx):
     import plotly.express as px
 
-    labels = _table(ctx, LABELS).where("label_complete").groupBy("session_date", "outcome").count().toPandas()
+    labels = read_frame(ctx, LABELS, ["session_date", "outcome"], pc.field("label_complete"), "the label balance")
+    labels = labels.groupby(["session_date", "outcome"], dropna=False).size().reset_index(name="count")
     fig = px.bar(labels.sort_values("session_date").astype({"session_date": str}), x="session_date", y="count",
                  color="outcome", title="Label balance per session (complete look-forward only)",
                  color_discrete_map={"BREAK": "#2ca02c", "REJECT": "#d62728", "CHOP": "#7f7f7f"})
@@ -114,13 +110,14 @@ def plot_label_balance(ctx):
 def plot_bar_features(ctx, contract_id: str, session_date: dt.date,
                       features=("bar5s_state_obi0_twa", "bar5s_state_spread_pts_twa", "bar5s_trade_vol_sum")):
     """A few 5-second features over the session window."""
-    from plotly.subplots import make_subplots
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
-    pdf = _one_session(_table(ctx, BAR_5S), contract_id, session_date).select("bar_ts", *features).orderBy(
-        "bar_ts").toPandas()
+    pdf = read_frame(ctx, BAR_5S, ["bar_ts", *features], one_session(contract_id, session_date),
+                     "the bar features").sort_values("bar_ts", kind="stable").reset_index(drop=True)
+    times = local_times(pdf["bar_ts"], contract_timezone(contract_id))
     fig = make_subplots(rows=len(features), cols=1, shared_xaxes=True, subplot_titles=features)
     for i, name in enumerate(features, start=1):
-        fig.add_trace(go.Scattergl(x=_ny(pdf["bar_ts"]), y=pdf[name], name=name, line=dict(width=1)), i, 1)
+        fig.add_trace(go.Scattergl(x=times, y=pdf[name], name=name, line=dict(width=1)), i, 1)
     fig.update_layout(height=200 * len(features), showlegend=False, title=f"5-second features, {session_date}")
     return fig
