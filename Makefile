@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not spark and not notebooks"
+	$(PY) -m pytest -q -m "not slow and not spark and not notebooks and not serve"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

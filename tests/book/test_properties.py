@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,6 +171,7 @@ def test_state_restored_in_a_fresh_process(tmp_path):
     assert_same_rows(cat([first, second]), whole)
 
 
+@pytest.mark.slow  # recompiles the kernel with NUMBA_BOUNDSCHECK in a subprocess: about 2 minutes
 def test_kernel_never_indexes_outside_its_arrays(tmp_path):
     """The kernel is compiled without numba's negative-index fix-up (book/jit.py), so a
     negative or too-large index would read or write outside an array. Replay random

@@ -66,6 +66,7 @@ def test_tracking_for_the_local_profile(project):
     assert isinstance(c, InferenceClient) and c.kind == "mlflow_local"
 
 
+@pytest.mark.slow  # a fresh MLflow sqlite store: its schema migrations take about 10 s
 def test_setup_mlflow_creates_the_experiment_under_the_artifact_root(project):
     import mlflow
 

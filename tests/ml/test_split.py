@@ -116,6 +116,7 @@ def test_walk_forward_folds_expand_in_time():
         walk_forward_folds(days(3), 3)
 
 
+@pytest.mark.slow  # a fresh MLflow sqlite store: its schema migrations take ~5-10 s
 def test_split_is_logged_to_mlflow(snapshot, tmp_path):
     import mlflow
 

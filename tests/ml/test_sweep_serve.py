@@ -22,6 +22,9 @@ RUN_DATE = dt.date(2024, 6, 1)
 SEED = 11
 MAX_EVALS = 4
 
+# the module-scoped sweep alone takes about a minute on 2 cores
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
@@ -148,6 +151,7 @@ def test_register_champion_with_tags(env, sweep):
     assert "test_macro_f1" in tags
 
 
+@pytest.mark.serve
 def test_serving_round_trip_over_http(env, sweep):
     from mlflow import MlflowClient
 

@@ -12,7 +12,7 @@ from mbolake.runtime.config import load_profile
 from mbolake.runtime.orchestrator import DEMO_PIPELINE, NotebookFailed, run_notebooks
 from mbolake.schemas import BRONZE_MBO, INGEST_MANIFEST
 
-pytestmark = pytest.mark.notebooks
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 SMALL = {"sessions": 2, "intensity": 60_000, "first_date": "2025-11-06", "run_date": "2026-01-05"}
 
@@ -29,6 +29,7 @@ def outputs_of(path) -> tuple[str, set[str]]:
     return "\n".join(parts), mimes
 
 
+@pytest.mark.spark  # the Bronze, Silver and Gold notebooks start Spark in their kernels
 def test_the_demo_pipeline_runs_end_to_end(project, monkeypatch):
     monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
     through_gold = [n for n in DEMO_PIPELINE if not n.startswith("40_ml")]  # two sessions are too few to split
@@ -70,12 +71,13 @@ def test_a_bad_parameter_fails_before_any_work_naming_it(project):
     assert not delta_tables.exists(load_profile(), INGEST_MANIFEST)
 
 
+@pytest.mark.serve  # 43_serve starts `mlflow models serve`
 def test_ml_notebooks_split_sweep_register_and_serve(project):
     """40_ml on a generated snapshot (Gold's export is tested above): a real MLflow store and server."""
     import mlflow
 
-    from mbolake.sample.ml_snapshot import write_synthetic_snapshot
     from mbolake.ml.tracking import tracking_uri_for
+    from mbolake.sample.ml_snapshot import write_synthetic_snapshot
 
     profile = load_profile()
     write_synthetic_snapshot(profile.ml_artifacts_root, "ES_MODEL", dt.date(2026, 1, 6), n_sessions=8,

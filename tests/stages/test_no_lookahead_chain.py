@@ -60,6 +60,8 @@ def vectors_of(frame: pd.DataFrame) -> pd.DataFrame:
 
 pytestmark = pytest.mark.slow  # a whole generated session through book, bars, candles, episodes: ~20 s
 
+pytestmark = pytest.mark.slow  # a whole generated session through book, bars, candles, episodes: ~20 s
+
 
 @pytest.fixture(scope="module")
 def session_frame():
