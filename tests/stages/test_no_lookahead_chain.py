@@ -7,6 +7,7 @@ call, without Spark.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,9 @@ def front_month_frame(records: np.ndarray, header_ids: dict) -> pd.DataFrame:
 def vectors_of(frame: pd.DataFrame) -> pd.DataFrame:
     """The whole per-session chain, as the stages run it."""
     window = SilverFilterFirst4Hours()
+    lineage = json.dumps({"window": window.label()})  # what the stages' rows carry
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    bars = session_bars(table, PRODUCT, window, "lineage").to_pandas()
+    bars = session_bars(table, PRODUCT, window, lineage).to_pandas()
     states = OrderBook().apply(kernel_input(table))
     bid = np.where(states["bid_px_00"] == np.iinfo(np.int64).max, np.nan, states["bid_px_00"] * 1e-9)
     ask = np.where(states["ask_px_00"] == np.iinfo(np.int64).max, np.nan, states["ask_px_00"] * 1e-9)
@@ -54,8 +56,8 @@ def vectors_of(frame: pd.DataFrame) -> pd.DataFrame:
     for name in ("pm_high", "pm_low", "or_high", "or_low", "pm_available_from", "or_available_from"):
         bars[name] = levels[name]
     trades = frame[frame["action"] == "T"]
-    prims = session_primitives(bars, trades, PRODUCT, window, "lineage")
-    vectors, _ = episode_outputs(prims, PRODUCT, "lineage")
+    prims = session_primitives(bars, trades, PRODUCT, window, lineage)
+    vectors, _ = episode_outputs(prims, PRODUCT, lineage)
     return vectors.set_index("episode_id")
 
 pytestmark = pytest.mark.slow  # a whole generated session through book, bars, candles, episodes: ~20 s
