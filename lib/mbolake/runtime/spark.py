@@ -1,6 +1,7 @@
 """The Spark session: local mode with Delta Lake, or the existing one on Databricks."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -57,9 +58,72 @@ def _local_session(profile: Profile, app_name: str):
         # Small Delta logs on a 2-core machine: a few partitions rebuild a snapshot fastest.
         .config("spark.databricks.delta.snapshotPartitions", "2")
     )
-    spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log4j2_properties()}")
+    # The JVM inherits this process's stdout/stderr: Ivy's resolution report, log4j's console and the
+    # shutdown hook's traces would land in the console and in notebook cells. They go to a log file.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    with jvm_output_to(spark_log_path()):
+        spark = configure_spark_with_delta_pip(builder).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+LOG4J2 = """\
+# Written by mbolake.runtime.spark: Spark's own warnings only, third-party chatter off.
+rootLogger.level = warn
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n%ex
+logger.hadoop.name = org.apache.hadoop
+logger.hadoop.level = error
+logger.utils.name = org.apache.spark.util.Utils
+logger.utils.level = error
+logger.shutdown.name = org.apache.spark.util.ShutdownHookManager
+logger.shutdown.level = off
+logger.parquet.name = org.apache.parquet
+logger.parquet.level = error
+"""
+
+
+def log4j2_properties() -> Path:
+    """The driver's log4j2 configuration, written once under ~/.cache/mbolake/."""
+    path = Path("~/.cache/mbolake/log4j2-mbolake.properties").expanduser()
+    if not path.exists() or path.read_text() != LOG4J2:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(LOG4J2)
+        tmp.replace(path)
+    return path
+
+
+def spark_log_path() -> Path:
+    """Where the driver JVM writes: ``MBOLAKE_SPARK_LOG`` (``mbolake run`` points it into the run's
+    logs/ folder), else ~/.cache/mbolake/spark-driver.log."""
+    return Path(os.environ.get("MBOLAKE_SPARK_LOG") or "~/.cache/mbolake/spark-driver.log").expanduser()
+
+
+@contextlib.contextmanager
+def jvm_output_to(path: Path):
+    """File descriptors 1 and 2 point at ``path`` while the JVM starts, so it inherits them;
+    this process gets its own back afterwards (also under ipykernel, which watches them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    try:
+        yield path
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def ensure_databases(spark, profile: Profile) -> None:
