@@ -59,6 +59,8 @@ INGEST_MANIFEST = Table(
     pa.schema(
         [
             ("path", pa.string()),
+            # the idempotency key: SHA-256 of the uncompressed DBN stream (a .dbn and any zstd
+            # encoding of it share it); rows written before it was the file's byte hash
             ("sha256", pa.string()),
             ("bytes", pa.int64()),
             ("dbn_version", pa.int32()),
@@ -75,6 +77,8 @@ INGEST_MANIFEST = Table(
             ("reason", pa.string()),
             ("started_at", pa.int64()),
             ("finished_at", pa.int64()),
+            ("file_sha256", pa.string()),  # SHA-256 of the file's bytes
+            ("rejected_records", pa.int64()),  # records that failed validation (in bronze.quarantine)
         ]
     ),
     description="one row per landed file and attempt",
@@ -89,6 +93,8 @@ QUARANTINE = Table(
             ("detail", pa.string()),
             ("ingest_batch_id", pa.string()),
             ("time", pa.int64()),
+            ("sha256", pa.string()),  # the file's content key, as in bronze.ingest_manifest
+            ("record_index", pa.int64()),  # the rejected record's index in its file; null for a whole file
         ]
     ),
     description="rejected files and records with their reason",
@@ -255,6 +261,42 @@ TRAINING_VIEW = Table(
 TABLES = {t.name: t for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE, MBO_NORMALIZED, ORDERBOOK_STATE, BOOK_QUALITY,
                               SESSION_LEVELS, BAR_5S, FEATURE_PRIMITIVES, SETUP_VECTORS, LABELS, TRAINING_VIEW)}
 
+
+# Streaming twins (DATA_CONTRACT.md: same schema as the batch table plus stream bookkeeping columns).
+BRONZE_MBO_STREAM = Table(
+    "bronze.mbo_stream",
+    pa.schema(
+        list(BRONZE_MBO.schema)
+        + [
+            ("event_key", pa.string()),  # the envelope's deterministic key: each event lands once
+            ("kafka_topic", pa.string()),
+            ("kafka_partition", pa.int32()),
+            ("kafka_offset", pa.int64()),
+            ("stream_batch_id", pa.int64()),
+            ("stream_time", pa.int64()),  # ns, when the micro-batch was written
+        ]
+    ),
+    partition_by=("underlier", "instrument_type", "session_date"),
+    description="raw MBO events from the bus (mbo_raw), merged on event_key",
+)
+
+QUARANTINE_STREAM = Table(
+    "bronze.quarantine_stream",
+    pa.schema(
+        [
+            ("reason", pa.string()),
+            ("value", pa.string()),  # the message as received (UTF-8, replacement characters if not)
+            ("kafka_topic", pa.string()),
+            ("kafka_partition", pa.int32()),
+            ("kafka_offset", pa.int64()),
+            ("stream_batch_id", pa.int64()),
+            ("stream_time", pa.int64()),
+        ]
+    ),
+    description="malformed messages of the bus with their reason",
+)
+
+STREAM_TABLES = {t.name: t for t in (BRONZE_MBO_STREAM, QUARANTINE_STREAM)}
 
 class SchemaMismatch(ValueError):
     pass

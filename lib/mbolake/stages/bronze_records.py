@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.calendar import NS_PER_DAY, session_days
-from ..core.constants import UNDEF_PRICE
+from ..core.constants import ACT_CLEAR, ACT_NONE, ACTIONS, SIDES, UNDEF_PRICE
 from ..core.products import Product, instrument_type_of
 from ..io.dbn import DbnHeader
 from ..schemas import BRONZE_MBO, check_schema
@@ -65,8 +65,53 @@ def _symbols(header: DbnHeader, instrument_id: np.ndarray, utc_day: np.ndarray) 
     return distinct, position[index]
 
 
-def to_bronze_table(records: np.ndarray, ctx: FileContext, first_index: int) -> pa.Table:
-    """One chunk of MBO records as ``bronze.mbo`` rows, in the contract's column order."""
+# Validation of each record's codes. Bit 0 of ``flags`` is not defined by DBN (bit 1 is
+# publisher-specific); prices beyond a million points are no market's (random bytes are).
+_ACTION_CODES = np.frombuffer("".join(ACTIONS).encode(), np.uint8)
+_SIDE_CODES = np.frombuffer("".join(SIDES).encode(), np.uint8)
+UNDEFINED_FLAG_BITS = 0x01
+MAX_ABS_PRICE = 1_000_000 * 1_000_000_000
+
+
+def invalid_records(records: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Positions (in ``records``) and reasons of the records whose codes are not MBO's:
+    action not in ACMRTFN, side not in BAN, an undefined flag bit, the undefined-price
+    sentinel on an order or trade (only clear and none records carry it), or a price out
+    of any market's range. Vectorised: one pass per rule over the chunk."""
+    action, side = records["action"].view(np.uint8), records["side"].view(np.uint8)
+    flags, price = records["flags"], records["price"].astype(np.int64)
+    undefined = price == UNDEF_PRICE
+    rules = [
+        (~np.isin(action, _ACTION_CODES), lambda r: f"action {_code(r['action'])} is not one of {''.join(ACTIONS)}"),
+        (~np.isin(side, _SIDE_CODES), lambda r: f"side {_code(r['side'])} is not one of {''.join(SIDES)}"),
+        ((flags & UNDEFINED_FLAG_BITS) != 0, lambda r: f"flags 0x{int(r['flags']):02x} set the undefined bit 0x01"),
+        (undefined & (action != ACT_CLEAR) & (action != ACT_NONE),
+         lambda r: f"undefined price on action {_code(r['action'])}"),
+        (~undefined & (np.abs(price) > MAX_ABS_PRICE), lambda r: f"price {int(r['price'])} is out of range"),
+    ]
+    bad = np.zeros(len(records), dtype=bool)
+    for mask, _ in rules:
+        bad |= mask
+    positions = np.flatnonzero(bad)
+    reasons = []
+    for i in positions:  # only the bad records, for their message: the first rule each breaks
+        reasons.append(next(describe(records[i]) for mask, describe in rules if mask[i]))
+    return positions, reasons
+
+
+def _code(value: bytes) -> str:
+    return repr(value.decode("latin-1")) if value else "0x00"
+
+
+def to_bronze_table(records: np.ndarray, ctx: FileContext, first_index: int, keep: np.ndarray | None = None) -> pa.Table:
+    """One chunk of MBO records as ``bronze.mbo`` rows, in the contract's column order.
+
+    ``keep`` (boolean, optional) selects the records to convert; ``record_index`` stays
+    each record's position in the file.
+    """
+    positions = np.arange(len(records), dtype=np.int64) if keep is None else np.flatnonzero(keep)
+    if keep is not None:
+        records = records[keep]
     n = len(records)
     header, product = ctx.header, ctx.product
     ts_recv = records["ts_recv"].astype(np.int64)
@@ -96,7 +141,7 @@ def to_bronze_table(records: np.ndarray, ctx: FileContext, first_index: int) -> 
         "order_id": pa.array(records["order_id"].view(np.int64)),
         "flags": pa.array(records["flags"].astype(np.int32)),
         "sequence": pa.array(records["sequence"].astype(np.int64)),
-        "record_index": pa.array(np.arange(first_index, first_index + n, dtype=np.int64)),
+        "record_index": pa.array(first_index + positions),
         "venue": const(header.dataset),
         "symbol": _dictionary(symbols, symbol_index),
         "instrument_type": _dictionary(types, symbol_index),
