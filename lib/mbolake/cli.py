@@ -39,11 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="parameter for every notebook")
     run.add_argument("--run-id", default=None, help="output folder name under runs/ (default: UTC timestamp)")
     run.add_argument("--profile", default=None, help="conf/<profile>.yaml (default: MBOLAKE_PROFILE or local)")
+    run.add_argument("--no-reports", action="store_true", help="skip the run reports (reports/*.ipynb) at the end")
 
     demo = sub.add_parser("demo", help="generate the sample if missing, then run every stage that exists")
     demo.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     demo.add_argument("--run-id", default=None)
     demo.add_argument("--profile", default=None)
+    demo.add_argument("--no-reports", action="store_true")
+
+    report = sub.add_parser("report", help="render run reports into runs/<run_id>/reports/*.html and runs/index.html")
+    report.add_argument("name", help="validation, features, sweep or all")
+    report.add_argument("--run-id", required=True, help="the run under runs/ to report on")
+    report.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="report parameter (model_id, sessions, ...)")
+    report.add_argument("--profile", default=None)
 
     sub.add_parser("warm", help="resolve the Delta Lake jars from Maven Central once and check Spark starts")
 
@@ -87,11 +96,19 @@ def main(argv: list[str] | None = None) -> int:
         spark = get_spark()
         print(f"Spark {spark.version} with Delta Lake is ready")
         return 0
+    if args.command == "report":
+        from .reports.render import main_report
+
+        return main_report(args.name, args.run_id, parse_parameters(args.param), args.profile)
     from .runtime.orchestrator import DEMO_PIPELINE, main_run
 
     params = parse_parameters(args.param)
     names = DEMO_PIPELINE if args.command == "demo" else args.notebooks
-    return main_run(names, params, args.run_id, args.profile)
+    if args.no_reports:
+        return main_run(names, params, args.run_id, args.profile)
+    from .reports.render import reports_after_run
+
+    return main_run(names, params, args.run_id, args.profile, reports_after_run(params))
 
 
 if __name__ == "__main__":

@@ -170,10 +170,11 @@ def test_parser_run_and_demo():
 def test_main_passes_parsed_parameters_to_the_orchestrator(monkeypatch):
     calls = []
     monkeypatch.setattr(orchestrator, "main_run", lambda *a: calls.append(a) or 0)
-    assert cli.main(["run", "10_bronze", "-p", "chunk_records=20_000", "--run-id", "r2"]) == 0
+    assert cli.main(["run", "10_bronze", "-p", "chunk_records=20_000", "--run-id", "r2", "--no-reports"]) == 0
     assert calls == [(["10_bronze"], {"chunk_records": 20000}, "r2", None)]
     assert cli.main(["demo"]) == 0
-    assert calls[-1] == (orchestrator.DEMO_PIPELINE, {}, None, None)
+    assert calls[-1][:4] == (orchestrator.DEMO_PIPELINE, {}, None, None)
+    assert callable(calls[-1][4])  # the reports are rendered after the notebooks
 
 
 # --- orchestrator.resolve_notebooks -------------------------------------------------------------

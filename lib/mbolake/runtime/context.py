@@ -40,6 +40,9 @@ class Context:
 
 
 def context(profile: str | Profile | None = None) -> Context:
+    from .figures import use_embedded_figures
+
     if not isinstance(profile, Profile):
         profile = load_profile(profile)
+    use_embedded_figures()
     return Context(profile=profile)

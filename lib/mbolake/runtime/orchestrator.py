@@ -1,17 +1,24 @@
 """Run notebooks in order through papermill into ``runs/<run_id>/``.
 
-Stops at the first failure and says which notebook failed and where its executed copy
-is (papermill writes the copy, with the failing cell's traceback, before raising).
+The console gets one line per notebook (name, time, ok or failed and where) with a progress
+bar while it runs, and a final summary. Everything else (the kernels' and Spark's output)
+goes to ``runs/<run_id>/logs/``; ``run.json`` records the run, the stages write
+``summaries/<stage>.json``. Stops at the first failure, keeping the executed copy of the
+failed notebook (with the traceback).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Profile, load_profile
+from . import run_record
+from .config import Profile, ProfileError, load_profile
+from .spark import jvm_output_to
 
 # Every stage that exists so far, in order. The Databento download needs an API key and
 # is run on its own; the sample generator stands in for it on the embedded default.
@@ -32,9 +39,14 @@ KERNEL_NAME = "mbolake"
 
 
 class NotebookFailed(RuntimeError):
-    def __init__(self, notebook: Path, output: Path, cause: BaseException):
-        super().__init__(f"notebook {notebook} failed; executed copy with the traceback: {output}\n{cause}")
-        self.notebook, self.output = notebook, output
+    def __init__(self, notebook: Path, output: Path, cause: BaseException, where: str = ""):
+        super().__init__(f"notebook {notebook} failed{' at ' + where if where else ''}; "
+                         f"executed copy with the traceback: {output}\n{cause}")
+        self.notebook, self.output, self.where = notebook, output, where
+
+
+class UnknownParameter(ValueError):
+    """A ``-p name=value`` that none of the notebooks declares (a typo must not run on defaults)."""
 
 
 @dataclass
@@ -42,6 +54,10 @@ class NotebookRun:
     notebook: Path
     output: Path
     seconds: float
+    log: Path | None = None
+    status: str = "ok"
+    error: str = ""
+    extra: dict = field(default_factory=dict)
 
 
 def new_run_id() -> str:
@@ -64,53 +80,159 @@ def resolve_notebooks(names: list[str] | tuple[str, ...], notebooks_root: Path) 
     return found
 
 
+def declared_parameters(notebook: Path) -> set[str]:
+    """The names assigned in the notebook's cell tagged ``parameters``."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def check_parameters(parameters: dict, notebooks: list[Path]) -> None:
+    known = set().union(*(declared_parameters(nb) for nb in notebooks)) if notebooks else set()
+    unknown = sorted(set(parameters) - known - {"profile"})
+    if unknown:
+        raise UnknownParameter(f"unknown parameter {unknown[0]!r}: none of the {len(notebooks)} notebook(s) declares it "
+                               f"(known: {', '.join(sorted(known))})")
+
+
+def notebook_label(notebook: Path) -> str:
+    return f"{notebook.parent.name}/{notebook.stem}"
+
+
+def failure_location(exc: BaseException) -> str:
+    """``cell [n]: Error: message`` from papermill's error, else the exception itself."""
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    if ename is None:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    cell = getattr(exc, "exec_count", None)
+    message = str(evalue).strip().splitlines()[0] if evalue else ""
+    return f"cell [{cell}]: {ename}: {message}"[:300]
+
+
+@contextlib.contextmanager
+def environment(**values: str):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def execute_one(notebook: Path, output: Path, log_path: Path, params: dict, console, progress: bool) -> None:
+    """papermill with this process's and the kernel's output in ``log_path``; the progress bar
+    (cells done) on ``console``."""
+    import papermill
+
+    bar = {"file": console, "leave": False, "desc": notebook_label(notebook), "dynamic_ncols": True} if progress else False
+    with environment(MBOLAKE_SPARK_LOG=str(log_path), PYDEVD_DISABLE_FILE_VALIDATION="1"), jvm_output_to(log_path):
+        papermill.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=KERNEL_NAME,
+                                   cwd=str(notebook.parent), progress_bar=bar, log_output=True,
+                                   stdout_file=sys.stdout, stderr_file=sys.stderr)
+
+
 def run_notebooks(
     names: list[str] | tuple[str, ...],
     parameters: dict | None = None,
     run_id: str | None = None,
     profile: Profile | None = None,
     log=print,
+    progress: bool = False,
 ) -> list[NotebookRun]:
-    import papermill
+    """Execute the notebooks in order into ``runs/<run_id>/``; ``run.json`` records each one.
 
+    Raises ``UnknownParameter`` before any work, ``NotebookFailed`` at the first failure."""
     profile = profile or load_profile()
     run_id = run_id or new_run_id()
     notebooks = resolve_notebooks(names, profile.root / "notebooks")
-    out_dir = Path(profile.runs_root) / run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
     params = {"profile": profile.name, **(parameters or {})}
+    check_parameters(params, notebooks)
+    out_dir = Path(profile.runs_root) / run_id
+    (out_dir / "logs").mkdir(parents=True, exist_ok=True)
+    record = {"run_id": run_id, "status": "running", "started_at": run_record.now_iso(), "finished_at": None,
+              "profile": profile.name, "parameters": params, "planned": [notebook_label(n) for n in notebooks],
+              "notebooks": [], "failed": None}
+    run_record.write_json(out_dir / "run.json", record)
+    console = os.fdopen(os.dup(2), "w", buffering=1)
     done = []
-    for notebook in notebooks:
-        output = out_dir / f"{notebook.parent.name}__{notebook.name}"
-        log(f"[{run_id}] {notebook.relative_to(profile.root)} -> {output}")
-        t0 = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(notebook),
-                str(output),
-                parameters=params,
-                kernel_name=KERNEL_NAME,
-                cwd=str(notebook.parent),
-                progress_bar=False,
-                log_output=False,
-            )
-        except Exception as exc:
-            raise NotebookFailed(notebook, output, exc) from exc
-        done.append(NotebookRun(notebook, output, time.perf_counter() - t0))
-        log(f"[{run_id}]   ok in {done[-1].seconds:.1f} s")
+    try:
+        with environment(**{run_record.RUN_DIR_ENV: str(out_dir)}):
+            for notebook in notebooks:
+                done.append(_run_one(notebook, out_dir, params, record, console, progress, log))
+    finally:
+        record["finished_at"] = run_record.now_iso()
+        if record["status"] == "running":
+            record["status"] = "ok"
+        run_record.write_json(out_dir / "run.json", record)
+        console.close()
     return done
 
 
-def main_run(names, parameters, run_id, profile_name) -> int:
+def _run_one(notebook: Path, out_dir: Path, params: dict, record: dict, console, progress: bool, log) -> NotebookRun:
+    output = out_dir / f"{notebook.parent.name}__{notebook.name}"
+    log_path = out_dir / "logs" / f"{notebook.parent.name}__{notebook.stem}.log"
+    t0 = time.perf_counter()
+    entry = {"notebook": notebook_label(notebook), "output": output.name, "log": f"logs/{log_path.name}"}
     try:
-        runs = run_notebooks(names, parameters, run_id, load_profile(profile_name))
+        execute_one(notebook, output, log_path, params, console, progress)
+    except Exception as exc:
+        where = failure_location(exc)
+        entry.update(status="failed", seconds=round(time.perf_counter() - t0, 1), error=where)
+        record["notebooks"].append(entry)
+        record.update(status="failed", failed=entry)
+        log(f"  FAILED {notebook_label(notebook):40s} {entry['seconds']:7.1f} s  {where}")
+        raise NotebookFailed(notebook, output, exc, where) from exc
+    run = NotebookRun(notebook, output, time.perf_counter() - t0, log_path)
+    entry.update(status="ok", seconds=round(run.seconds, 1))
+    record["notebooks"].append(entry)
+    run_record.write_json(out_dir / "run.json", record)
+    log(f"  ok     {notebook_label(notebook):40s} {run.seconds:7.1f} s")
+    return run
+
+
+def console_line(text: str) -> None:
+    """A line on the console that does not tear a progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stdout)
+
+
+def main_run(names, parameters, run_id, profile_name, after=None) -> int:
+    """``mbolake run`` / ``demo``: exit 0, 1 when a notebook failed, 2 for a bad profile,
+    notebook name or parameter (nothing ran). ``after(profile, run_id)`` runs either way
+    once notebooks have run (``mbolake`` renders the reports there)."""
+    try:
+        profile = load_profile(profile_name)
+        run_id = run_id or new_run_id()
+        notebooks = resolve_notebooks(names, profile.root / "notebooks")
+        check_parameters({"profile": profile.name, **parameters}, notebooks)
+    except (ProfileError, FileNotFoundError, UnknownParameter) as exc:
+        print(f"mbolake: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(profile.runs_root) / run_id
+    console_line(f"run {run_id}: {len(notebooks)} notebook(s) -> {out_dir}/ (logs in {out_dir}/logs/)")
+    t0 = time.perf_counter()
+    failed = None
+    try:
+        runs = run_notebooks(names, parameters, run_id, profile, log=console_line, progress=sys.stderr.isatty())
     except NotebookFailed as exc:
-        print(f"FAILED: {exc.notebook}\n  executed copy: {exc.output}", file=sys.stderr)
-        print(str(exc.__cause__)[-3000:], file=sys.stderr)
+        failed, runs = exc, []
+    if after is not None:
+        after(profile, run_id)
+    record = run_record.read_run(out_dir) or {}
+    ok = sum(1 for n in record.get("notebooks", []) if n.get("status") == "ok")
+    elapsed = time.perf_counter() - t0
+    if failed is not None:
+        console_line(f"FAILED after {ok} notebook(s) ok in {elapsed:.0f} s: {notebook_label(failed.notebook)} "
+                     f"{failed.where}\n  executed copy: {failed.output}\n  record: {out_dir / 'run.json'}")
         return 1
-    print(f"{len(runs)} notebook(s) ran; outputs in {runs[0].output.parent if runs else '-'}")
+    console_line(f"done: {ok} notebook(s) ok in {elapsed:.0f} s; record {out_dir / 'run.json'}")
     if any(r.notebook.name == "43_serve.ipynb" for r in runs):
-        print(champion_report(load_profile(profile_name)))
+        console_line(champion_report(profile))
     return 0
 
 

@@ -10,6 +10,9 @@ from .config import Profile, load_profile
 
 LAYERS = ("bronze", "silver", "gold")
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"  # matches the pinned delta-spark wheel
+# Spark's Kafka source for the streaming jobs. The 4.0.1 artifact does not resolve from Maven Central
+# (its spark-token-provider-kafka-0-10 4.0.1 is not served); 4.0.0 does and runs on PySpark 4.0.1.
+KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0"
 
 
 def on_databricks() -> bool:
@@ -63,7 +66,7 @@ def _local_session(profile: Profile, app_name: str):
     # shutdown hook's traces would land in the console and in notebook cells. They go to a log file.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     with jvm_output_to(spark_log_path()):
-        spark = configure_spark_with_delta_pip(builder).getOrCreate()
+        spark = configure_spark_with_delta_pip(builder, extra_packages=[KAFKA_PACKAGE]).getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 
@@ -120,6 +123,9 @@ def jvm_output_to(path: Path):
     try:
         yield path
     finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in saved:

@@ -19,6 +19,7 @@ from ..core.calendar import local_time_to_ns
 from ..core.products import Product, get_product
 from ..engines import Engine, engine_for
 from ..runtime.context import Context
+from ..runtime.run_record import write_stage_summary
 from ..schemas import Table
 
 
@@ -34,6 +35,17 @@ class StageSummary:
     data_version: dict
     details: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list = field(default_factory=list)
+
+    def to_record(self) -> dict:
+        """Plain JSON: what ``runs/<run_id>/summaries/<stage>.json`` holds."""
+        details = json.loads(self.details.to_json(orient="records", date_format="iso")) if len(self.details) else []
+        return {"rows_in": int(self.rows_in), "rows_out": int(self.rows_out), "seconds": round(self.seconds, 3),
+                "data_version": self.data_version, "notes": [str(n) for n in self.notes], "details": details}
+
+    def record(self) -> StageSummary:
+        """Write this summary into the current run's record (a no-op outside ``mbolake run``)."""
+        write_stage_summary(self.stage, self.to_record())
+        return self
 
     def _repr_html_(self) -> str:
         notes = "".join(f"<li>{n}</li>" for n in self.notes)
@@ -56,7 +68,7 @@ class Stage:
         t0 = time.perf_counter()
         summary = self.execute(engine_for(ctx, self.name, engine), product, start_date, end_date, **options)
         summary.seconds = time.perf_counter() - t0
-        return summary
+        return summary.record()
 
     def execute(self, engine: Engine, product: Product, start_date, end_date, **options) -> StageSummary:
         raise NotImplementedError

@@ -1,0 +1,201 @@
+"""The end-to-end validation report: what a run did and whether it can be trusted.
+
+Reads only: the run's record (``runs/<run_id>/run.json``, ``summaries/``), the Delta tables
+through ``io.delta_tables`` (Bronze's manifest and quarantine, Silver's book quality), the
+training snapshot's manifest and the MLflow registry. A table that does not exist yet (a
+failed or partial run) is shown as missing, never raised.
+"""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import delta_tables
+from ..runtime import run_record
+from ..runtime.config import Profile
+from ..schemas import BOOK_QUALITY, INGEST_MANIFEST, QUARANTINE
+
+# Counters that mean the book or the feed is wrong; each is red when non-zero.
+BOOK_ALARMS = ("crossed_groups", "unknown_cancels", "unknown_modifies", "unknown_fills", "negative_size_attempts",
+               "duplicate_adds", "invalid_records", "seq_decreases", "seq_jumps", "ts_recv_non_monotonic")
+GREEN, RED, GREY = "#1a7f37", "#cf222e", "#6e7781"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | failed | missing
+    detail: str
+
+
+def read_table(profile: Profile, table, columns=None) -> pd.DataFrame | None:
+    if not delta_tables.exists(profile, table):
+        return None
+    return delta_tables.read(profile, table, columns).to_pandas()
+
+
+def run_info(profile: Profile, run_id: str) -> dict:
+    return run_record.read_run(Path(profile.runs_root) / run_id) or {"run_id": run_id, "status": "unknown",
+                                                                      "notebooks": []}
+
+
+def notebooks_table(record: dict) -> pd.DataFrame:
+    """Every planned notebook: ok, failed (with where) or not run."""
+    ran = {n["notebook"]: n for n in record.get("notebooks", [])}
+    rows = []
+    for name in record.get("planned", list(ran)):
+        entry = ran.get(name, {})
+        rows.append({"notebook": name, "status": entry.get("status", "not run"), "seconds": entry.get("seconds"),
+                     "error": entry.get("error", ""), "log": entry.get("log", "")})
+    return pd.DataFrame(rows, columns=["notebook", "status", "seconds", "error", "log"])
+
+
+def bronze_files(profile: Profile) -> pd.DataFrame | None:
+    """One row per file seen by Bronze: landed, skipped or quarantined, with the reason."""
+    manifest = read_table(profile, INGEST_MANIFEST, ["path", "sha256", "status", "reason", "record_count",
+                                                    "ingest_batch_id"])
+    if manifest is None:
+        return None
+    return manifest.assign(sha256=manifest["sha256"].str[:16]).rename(columns={"sha256": "sha256 (first 16)"})
+
+
+def quarantine(profile: Profile) -> pd.DataFrame | None:
+    return read_table(profile, QUARANTINE, ["source_file", "reason", "detail", "record_index", "ingest_batch_id"])
+
+
+def book_quality(profile: Profile) -> pd.DataFrame | None:
+    """Quality counters per contract and session (the alarm counters and the book's size)."""
+    quality = read_table(profile, BOOK_QUALITY)
+    if quality is None:
+        return None
+    columns = ["contract_id", "session_date", "book_complete", "records", "event_groups", "locked_groups",
+               *BOOK_ALARMS]
+    return quality[columns].sort_values(["session_date", "contract_id"]).reset_index(drop=True)
+
+
+def parity_results(profile: Profile, run_id: str) -> pd.DataFrame | None:
+    """Engine-parity (and batch/stream-parity) summaries the run recorded (``summaries/*parity*.json``)."""
+    found = [s for name, s in run_record.stage_summaries(Path(profile.runs_root) / run_id).items() if "parity" in name.lower()]
+    if not found:
+        return None
+    return pd.DataFrame([{"check": s["stage"], "equal": bool(s.get("equal", s.get("rows_out", 0) == s.get("rows_in"))),
+                          "notes": "; ".join(s.get("notes", []))} for s in found])
+
+
+def latest_snapshot(profile: Profile, model_id: str) -> tuple[Path, dict] | None:
+    root = Path(profile.ml_artifacts_root) / "datasets" / model_id
+    manifests = sorted(root.glob("*/manifest.json")) if root.is_dir() else []
+    if not manifests:
+        return None
+    return manifests[-1].parent, json.loads(manifests[-1].read_text())
+
+
+def champion_name(model_id: str) -> str:
+    """The registered name of the 3-class setup model (as ``ml.registry.registered_model_name``)."""
+    return f"{model_id}_setup_v2"
+
+
+def champion(profile: Profile, model_id: str):
+    """The registered champion's version (``None`` without a registry or a champion)."""
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(profile.mlflow_tracking_uri)
+        return mlflow.MlflowClient().get_model_version_by_alias(champion_name(model_id), "champion")
+    except Exception:  # no store, no model, no alias: the chain stops before the model
+        return None
+
+
+def lineage_chain(profile: Profile, model_id: str) -> pd.DataFrame:
+    """Raw file SHA-256 -> Bronze -> snapshot manifest (Delta versions, file SHA-256) -> model version."""
+    rows = []
+    files = bronze_files(profile)
+    if files is not None:
+        for row in files[files["status"] == "ingested"].itertuples(index=False):
+            rows.append({"step": "raw file", "id": row.path, "detail": f"sha256 {row[1]}… {row.record_count:,} records"})
+    snapshot = latest_snapshot(profile, model_id)
+    if snapshot is not None:
+        folder, manifest = snapshot
+        rows.append({"step": "snapshot", "id": str(folder.relative_to(profile.ml_artifacts_root)),
+                     "detail": f"{manifest['rows']:,} rows; Delta versions {manifest['delta_versions']}; "
+                               f"files {manifest['files']}"})
+    version = champion(profile, model_id)
+    if version is not None:
+        rows.append({"step": "model", "id": f"{version.name} v{version.version} (champion)",
+                     "detail": f"snapshot {version.tags.get('snapshot', '?')}; data_version "
+                               f"{version.tags.get('data_version', '?')}; run {version.run_id}"})
+    return pd.DataFrame(rows, columns=["step", "id", "detail"])
+
+
+def checks(profile: Profile, run_id: str, model_id: str) -> list[Check]:
+    record = run_info(profile, run_id)
+    failed = record.get("failed")
+    out = [Check("notebooks", "failed" if failed or record.get("status") != "ok" else "ok",
+                 f"failed at {failed['notebook']}: {failed['error']}" if failed
+                 else f"{len(record.get('notebooks', []))} notebook(s), run status {record.get('status')}")]
+    files = bronze_files(profile)
+    if files is None:
+        out.append(Check("bronze files", "missing", "no bronze.ingest_manifest"))
+    else:
+        quarantined = files[files["status"] == "quarantined"]
+        out.append(Check("bronze files", "failed" if len(quarantined) else "ok",
+                         f"{(files['status'] == 'ingested').sum()} landed, {(files['status'] == 'skipped_duplicate').sum()} "
+                         f"skipped, {len(quarantined)} quarantined"
+                         + (": " + "; ".join(f"{p} ({r})" for p, r in zip(quarantined["path"], quarantined["reason"]))
+                            if len(quarantined) else "")))
+    quality = book_quality(profile)
+    if quality is None:
+        out.append(Check("book quality", "missing", "no silver.book_quality"))
+    else:
+        alarms = {c: int(quality[c].sum()) for c in BOOK_ALARMS if quality[c].sum()}
+        out.append(Check("book quality", "failed" if alarms else "ok",
+                         ", ".join(f"{c} {n:,}" for c, n in alarms.items()) or f"{len(quality)} contract-session(s) clean"))
+    parity = parity_results(profile, run_id)
+    out.append(Check("engine parity", "missing" if parity is None else ("ok" if parity["equal"].all() else "failed"),
+                     "not recorded in this run" if parity is None else f"{int(parity['equal'].sum())}/{len(parity)} equal"))
+    chain = lineage_chain(profile, model_id)
+    steps = set(chain["step"])
+    out.append(Check("lineage", "ok" if {"raw file", "snapshot", "model"} <= steps else "missing",
+                     " -> ".join(s for s in ("raw file", "snapshot", "model") if s in steps) or "nothing recorded"))
+    return out
+
+
+def summary_html(found: list[Check]) -> str:
+    """The red / green banner at the top of the report."""
+    colour = {"ok": GREEN, "failed": RED, "missing": GREY}
+    overall = "failed" if any(c.status == "failed" for c in found) else "ok"
+    items = "".join(
+        f'<tr><td style="background:{colour[c.status]};color:white;padding:2px 8px" class="check-{c.status}">'
+        f'{c.status.upper()}</td><td style="text-align:left"><b>{html.escape(c.name)}</b></td>'
+        f'<td style="text-align:left">{html.escape(c.detail)}</td></tr>'
+        for c in found)
+    return (f'<div class="validation-summary" data-status="{overall}" style="border-left:8px solid {colour[overall]};'
+            f'padding:8px"><h3 style="color:{colour[overall]}">{"ALL CHECKS PASSED" if overall == "ok" else "PROBLEMS FOUND"}'
+            f"</h3><table>{items}</table></div>")
+
+
+def highlight(frame: pd.DataFrame, column: str, bad) -> "pd.io.formats.style.Styler":
+    """Rows whose ``column`` is bad in red."""
+    return frame.style.apply(lambda row: [f"color:{RED};font-weight:bold" if bad(row[column]) else ""] * len(row),
+                             axis=1)
+
+
+def plot_book_alarms(quality: pd.DataFrame):
+    import plotly.express as px
+
+    long = quality.melt(id_vars=["contract_id", "session_date"], value_vars=list(BOOK_ALARMS), var_name="counter",
+                        value_name="count").astype({"session_date": str})
+    return px.bar(long, x="session_date", y="count", color="counter", facet_row="contract_id", barmode="group",
+                  title="Book alarm counters per contract and session (all zero on a clean feed)")
+
+
+def plot_file_statuses(files: pd.DataFrame):
+    import plotly.express as px
+
+    counts = files.groupby("status").size().rename("files").reset_index()
+    return px.bar(counts, x="status", y="files", color="status", title="Bronze files by status",
+                  color_discrete_map={"ingested": GREEN, "quarantined": RED, "skipped_duplicate": GREY})

@@ -1,0 +1,75 @@
+"""The run's record: exit codes for bad input before any work, one console line per notebook,
+full logs in runs/<run_id>/logs/, run.json; Spark starts without writing to the console."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mbolake.runtime import orchestrator
+from mbolake.runtime.spark import jvm_output_to
+
+
+def test_an_unknown_parameter_is_refused_before_any_work(project, capsys):
+    code = orchestrator.main_run(["10_bronze"], {"chunk_recrods": 20_000}, "typo", None)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown parameter 'chunk_recrods'" in err and "chunk_records" in err  # the known names are listed
+    assert len(err.strip().splitlines()) == 1
+    assert not (project / "runs" / "typo").exists()
+
+
+def test_a_bad_profile_or_notebook_is_one_line_and_exit_2(project, capsys):
+    assert orchestrator.main_run(["10_bronze"], {}, "p", "nope") == 2
+    assert orchestrator.main_run(["99_nothing"], {}, "p", None) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    assert "unknown profile 'nope'" in lines[0] and "no notebook or stage folder '99_nothing'" in lines[1]
+
+
+def test_jvm_output_to_sends_child_processes_output_to_the_file(tmp_path, capfd):
+    log = tmp_path / "logs" / "child.log"
+    with jvm_output_to(log):
+        subprocess.run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"], check=True)
+    print("back on the console")
+    captured = capfd.readouterr()
+    assert log.read_text().split() == ["out", "err"]
+    assert "back on the console" in captured.out and "err" not in captured.err
+
+
+@pytest.mark.notebooks
+def test_a_failed_run_prints_one_line_per_notebook_and_records_where(project, capsys, monkeypatch):
+    monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
+    rendered = []
+    code = orchestrator.main_run(["00_setup/01_download_databento"], {"confirm_download": False}, "r1", None,
+                                 lambda profile, run_id: rendered.append(run_id))
+    out = capsys.readouterr()
+    assert code == 1 and rendered == ["r1"]  # the reports still render after a failure
+    lines = out.out.strip().splitlines()
+    assert lines[0].startswith("run r1: 1 notebook(s)")
+    assert lines[1].split()[:2] == ["FAILED", "00_setup/01_download_databento"]
+    assert "DATABENTO_API_KEY is not set" in lines[1] and "cell [" in lines[1]
+    assert lines[2].startswith("FAILED after 0 notebook(s) ok")
+    assert "Kernel is running over TCP" not in out.out + out.err and out.err == ""
+    run_dir = project / "runs" / "r1"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "failed" and record["failed"]["notebook"] == "00_setup/01_download_databento"
+    assert "DATABENTO_API_KEY" in record["failed"]["error"]
+    log = (run_dir / "logs" / "00_setup__01_download_databento.log").read_text()
+    assert "Kernel is running over TCP" in log  # the kernel's chatter is kept, in the log
+    assert (run_dir / "00_setup__01_download_databento.ipynb").exists()
+
+
+@pytest.mark.spark
+def test_spark_starts_without_console_noise(project, tmp_path):
+    log = tmp_path / "spark.log"
+    script = "from mbolake.runtime.spark import get_spark; s = get_spark(); print('version', s.version); s.stop()"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "MBOLAKE_SPARK_LOG": str(log)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("version 4.") and done.stderr == ""
+    text = log.read_text()
+    assert "resolving dependencies" in text  # Ivy's report went to the log ...
+    assert "resolves to a loopback address" not in text and "NativeCodeLoader" not in text  # ... quieter
