@@ -195,6 +195,102 @@ def test_flow_modify_moves_size_between_bands():
     assert b0[P + "depth_below_p0_1_qty_eob"] == 15
 
 
+def test_flow_modify_moves_one_lot_between_bands_two_legs():
+    # bid 96.50 x1 (id 3) is 3.625 below microprice 100.125 (p3_5); modified to 98.75 (1.375: p1_2).
+    # Two legs: -1 in p3_5 at the old price, +1 in p1_2 at the new one (not a pure add of 1).
+    rows = preopen([(W0 - 30 * S, "A", "B", 96.50, 1, 3), (W0 + 1 * S, "M", "B", 98.75, 1, 3)])
+    b0 = run(rows).iloc[0]
+    # p3_5 qty: 1 for 1 s then 0 -> twa 0.2 -> divisor 1; p1_2 qty: 0 for 1 s then 1 -> twa 0.8 -> 1
+    assert b0[P + "flow_net_volnorm_bid_p3_5_sum"] == -1.0
+    assert b0[P + "flow_net_volnorm_bid_p1_2_sum"] == 1.0
+    assert b0[P + "flow_net_volnorm_bid_p0_1_sum"] == 0 and b0[P + "flow_net_volnorm_bid_p2_3_sum"] == 0
+    # below qty [10, 0, 0, 1, 0] for 1 s, then [10, 1, 0, 0, 0]: fractions of 11
+    assert b0[P + "depth_below_p3_5_frac_twa"] == pytest.approx((1 / (11 + EPS)) * 1 / 5, rel=1e-12)
+    assert b0[P + "depth_below_p1_2_frac_twa"] == pytest.approx((1 / (11 + EPS)) * 4 / 5, rel=1e-12)
+    assert b0[P + "depth_below_p1_2_frac_eob"] == pytest.approx(1 / (11 + EPS), rel=1e-12)
+    assert b0[P + "depth_below_p3_5_frac_eob"] == 0
+
+
+def ladder_rows(extra=()):
+    """Ten bid levels 100.00 .. 97.75 x2 (ids 1-10) and one ask 100.25 x2 (id 20): microprice 100.125."""
+    t = W0 - 60 * S
+    rows = [(t, "R", "N", None, 0, 0)]
+    rows += [(t + 1 + i, "A", "B", 100.00 - 0.25 * i, 2, 1 + i) for i in range(10)]
+    return rows + [(t + 20, "A", "A", 100.25, 2, 20), *extra]
+
+
+def test_add_beyond_the_tenth_level_counts_in_its_band():
+    # at W0+1 s a bid of 4 at 96.75: 3.375 below the microprice (p3_5), the 11th level, so the top
+    # ten (and the MBP-10 rows) do not change; the full-depth band quantities do.
+    df = run(ladder_rows([(W0 + 1 * S, "A", "B", 96.75, 4, 30)]))
+    b0 = df.iloc[0]
+    assert b0[P + "depth_bid10_qty_eob"] == 20  # the ten levels: unchanged
+    # bands before: p0_1 100.00-99.25 (8), p1_2 99.00-98.25 (8), p2_3 98.00-97.75 (4), p3_5 0; after +4
+    # flow: +4 over max(twa p3_5 = (0*1 + 4*4)/5 = 3.2, 1)
+    assert b0[P + "flow_net_volnorm_bid_p3_5_sum"] == pytest.approx(4 / 3.2, rel=1e-12)
+    assert b0[P + "depth_below_p3_5_frac_eob"] == pytest.approx(4 / (24 + EPS), rel=1e-12)
+    assert b0[P + "depth_below_p0_1_frac_eob"] == pytest.approx(8 / (24 + EPS), rel=1e-12)
+    assert b0[P + "depth_below_p3_5_frac_twa"] == pytest.approx((4 / (24 + EPS)) * 4 / 5, rel=1e-12)
+    assert b0[P + "depth_below_p0_1_frac_twa"] == pytest.approx((8 / (20 + EPS) * 1 + 8 / (24 + EPS) * 4) / 5,
+                                                                rel=1e-12)
+    assert b0[P + "state_cdi_p3_5_eob"] == pytest.approx(4 / (4 + EPS), rel=1e-12)
+    assert df.iloc[1][P + "depth_below_p3_5_frac_twa"] == pytest.approx(4 / (24 + EPS), rel=1e-12)
+    # an order deeper than 10 points is kept out of both: 89.75 is 10.375 away
+    far = run(ladder_rows([(W0 + 1 * S, "A", "B", 89.75, 4, 30)])).iloc[0]
+    assert (far.filter(like="flow_net").to_numpy() == 0).all()
+    assert far[P + "depth_below_p0_1_frac_eob"] == pytest.approx(8 / (20 + EPS), rel=1e-12)
+
+
+def test_side_without_depth_within_10_points_has_zero_fractions():
+    # bid 100.00 x1, ask 120.00 x99: microprice (120*1 + 100*99)/100 = 100.2, the ask 19.8 away
+    t = W0 - 60 * S
+    rows = [(t, "R", "N", None, 0, 0), (t + 1, "A", "B", 100.00, 1, 1), (t + 2, "A", "A", 120.00, 99, 2),
+            (W0 + 1 * S, "C", "A", 120.00, 9, 2)]  # a cancel beyond 10 points: no flow
+    b0 = run(rows).iloc[0]
+    assert b0[P + "microprice_eob"] == pytest.approx((120 * 1 + 100 * 90) / 91, rel=1e-12)  # ask 99 -> 90
+    for band in B.BANDS:
+        for stat in ("eob", "twa"):
+            assert b0[P + f"depth_above_{band}_frac_{stat}"] == 0, band
+        assert b0[P + f"flow_net_volnorm_ask_{band}_sum"] == 0
+    assert b0[P + "depth_below_p0_1_frac_eob"] == pytest.approx(1 / (1 + EPS), rel=1e-12)
+    assert b0[P + "state_cdi_p0_1_eob"] == pytest.approx(1 / (1 + EPS), rel=1e-12)
+    assert b0[P + "state_cdi_p5_10_eob"] == 0 and b0[P + "depth_above_p0_1_qty_eob"] == 0
+    assert np.isfinite(b0.drop(["bar_ts", P + "ladder_bid_gap_max_pts_eob", P + "ladder_bid_gap_mean_pts_eob",
+                                P + "ladder_ask_gap_max_pts_eob", P + "ladder_ask_gap_mean_pts_eob",
+                                P + "trade_last_px", P + "trade_vwap"]).to_numpy(np.float64)).all()
+
+
+def test_band_edges_follow_the_microprice():
+    # the ask at 100.25 x10 is cancelled and re-added at 103.00: the microprice moves 100.125 -> 101.5, so
+    # the bid at 96.75 (id 3: 3.375 -> 4.75, p3_5) stays and 94.00 (id 4: 6.125 -> 7.5, p5_10) stays, while
+    # 99.00 (id 5: 1.125 -> 2.5) moves from p1_2 to p2_3 and the 100.00 bid from p0_1 to p1_2.
+    rows = preopen([(W0 - 30 * S, "A", "B", 96.75, 3, 3), (W0 - 29 * S, "A", "B", 94.00, 2, 4),
+                    (W0 - 28 * S, "A", "B", 99.00, 5, 5),
+                    (W0 + 1 * S, "C", "A", 100.25, 10, 2, False), (W0 + 1 * S, "A", "A", 103.00, 10, 6)])
+    b0 = run(rows).iloc[0]
+    assert b0[P + "microprice_eob"] == pytest.approx(101.5)
+    tot = 20
+    expect = {"p0_1": 0, "p1_2": 10, "p2_3": 5, "p3_5": 3, "p5_10": 2}
+    for band, q in expect.items():
+        assert b0[P + f"depth_below_{band}_frac_eob"] == pytest.approx(q / (tot + EPS), rel=1e-12, abs=0), band
+    assert b0[P + "depth_above_p1_2_frac_eob"] == pytest.approx(10 / (10 + EPS), rel=1e-12)
+
+
+def test_off_grid_price_is_rejected():
+    with pytest.raises(ValueError, match="not a multiple of the tick size"):
+        run(preopen([(W0 + 1 * S, "A", "B", 99.10, 1, 9)]))
+
+
+def test_depth_array_grows_to_far_prices():
+    # a bid 40 points below the market and an ask 900 points above (3,600 ticks: the depth array grows
+    # twice): both are beyond 10 points, so the bands are those of the book without them
+    rows = preopen([(W0 - 9 * S, "A", "B", 100.00 - 40.0, 1, 8), (W0 - 8 * S, "A", "A", 100.25 + 900.0, 1, 9)])
+    got, base = run(rows), run(preopen())
+    for c in BAR_COLUMNS:
+        if c.startswith(P + "depth_below_") or c.startswith(P + "depth_above_") or "cdi" in c or "flow" in c:
+            assert (got[c] == base[c]).all(), c
+
+
 def test_flow_uses_state_strictly_before_the_record():
     # at W0+1s the ask at 100.25 is cancelled (group 1) and re-added at 101.50 x10 (group 2) at the same
     # timestamp: the add is banded with the microprice before W0+1s (100.125): 1.375 -> p1_2, not with the
@@ -242,11 +338,12 @@ def test_obi_cdi_bands_fractions_one_state():
     below = dict(zip(B.BANDS, [30, 12, 0, 3, 0]))
     # asks 0.1875 (p0_1), 1.4375 (p1_2), 3.1875 (p3_5)
     above = dict(zip(B.BANDS, [30, 8, 0, 2, 0]))
+    below_tot, above_tot = 45, 40  # fractions are of the five bands' total (the 11.06 bid is out)
     for band in B.BANDS:
         lo, hi = below[band], above[band]
         assert b[P + f"state_cdi_{band}_eob"] == pytest.approx((lo - hi) / (lo + hi + EPS), abs=1e-12), band
-        assert b[P + f"depth_below_{band}_frac_eob"] == pytest.approx(lo / (bsum + EPS), abs=1e-12), band
-        assert b[P + f"depth_above_{band}_frac_eob"] == pytest.approx(hi / (asum + EPS), abs=1e-12), band
+        assert b[P + f"depth_below_{band}_frac_eob"] == pytest.approx(lo / (below_tot + EPS), abs=1e-12), band
+        assert b[P + f"depth_above_{band}_frac_eob"] == pytest.approx(hi / (above_tot + EPS), abs=1e-12), band
         assert b[P + f"state_cdi_{band}_twa"] == pytest.approx(b[P + f"state_cdi_{band}_eob"], abs=1e-12)
     assert b[P + "state_cdi_p1_2_eob"] == pytest.approx(0.2) and b[P + "state_cdi_p3_5_eob"] == pytest.approx(0.2)
     assert (b[P + "depth_bid10_qty_eob"], b[P + "depth_ask10_qty_eob"]) == (49, 40)
@@ -321,6 +418,15 @@ def test_state_bytes_round_trip_and_bad_rows():
     assert b2.params == b.params and b2.state_bytes() == b.state_bytes()
     with pytest.raises(ValueError, match="match no F_LAST"):
         BarBuilder(params()).apply(recs[:1], rows)
+    # a checkpoint of the top-10 bar builder (format 1) is refused, not misread
+    import io
+    with np.load(io.BytesIO(b.state_bytes())) as z:
+        old = dict(z)
+    old["format"] = np.array("mbolake.features.bars.state/1")
+    buf = io.BytesIO()
+    np.savez(buf, **old)
+    with pytest.raises(ValueError, match="state/2"):
+        BarBuilder.from_state_bytes(buf.getvalue())
 
 
 def test_every_bar_of_the_window_once():

@@ -1,7 +1,9 @@
 """The numba bar kernel against a slow, plain-Python reading of FEATURES.md §3.
 
 The reference below is written from the spec text, not from the kernel: an order dict for
-flow, a list of (time, state) for time weighting, per-state formulas in points. It runs over
+flow and for the full-depth band quantities (a state at every F_LAST record, its bands
+summed over every price of the rebuilt book), a list of (time, state) for time weighting,
+per-state formulas in points. It runs over
 a whole synthetic session (so the state carried into the window is real) and is compared on
 10 minutes of bars around the 09:30 open.
 """
@@ -34,7 +36,26 @@ def band(d):
     return None
 
 
-def metrics(lv):
+def band_quantities(depth, micro):
+    """(below[5], above[5]) over every price of the book (depth: (side, price) -> size)."""
+    below, above = [0.0] * 5, [0.0] * 5
+    for (side, price), q in depth.items():
+        d = micro - price / 1e9 if side == 0 else price / 1e9 - micro
+        b = band(d)
+        if b is not None and q:
+            (below if side == 0 else above)[b] += q
+    return below, above
+
+
+def micro_of(lv):
+    b, a = lv["bid_px"][0], lv["ask_px"][0]
+    if b == UNDEF or a == UNDEF:
+        return math.nan
+    B0, A0 = lv["bid_sz"][0], lv["ask_sz"][0]
+    return (a / 1e9 * B0 + b / 1e9 * A0) / (B0 + A0) if B0 + A0 else (a + b) / 2e9
+
+
+def metrics(lv, bands):
     """Every per-state metric by name (without prefix) + band quantities, plain Python."""
     bpx = [None if p == UNDEF else p / 1e9 for p in lv["bid_px"]]
     apx = [None if p == UNDEF else p / 1e9 for p in lv["ask_px"]]
@@ -53,22 +74,11 @@ def metrics(lv):
     m["microprice_eob"], m["midprice_eob"], m["state_spread_pts"] = micro, mid, spread
     m["state_obi0"] = (B0 - A0) / (B0 + A0 + EPS)
     m["state_obi10"] = (Bs - As) / (Bs + As + EPS)
-    below, above = [0.0] * 5, [0.0] * 5
-    if math.isnan(micro):
-        below, above = [math.nan] * 5, [math.nan] * 5
-    else:
-        for i in range(nb):
-            b = band(micro - bpx[i])
-            if b is not None:
-                below[b] += bsz[i]
-        for i in range(na):
-            b = band(apx[i] - micro)
-            if b is not None:
-                above[b] += asz[i]
+    below, above = bands if not math.isnan(micro) else ([math.nan] * 5, [math.nan] * 5)
     for b, name in enumerate(BANDS):
         m[f"state_cdi_{name}"] = (below[b] - above[b]) / (below[b] + above[b] + EPS)
-        m[f"depth_below_{name}_frac"] = below[b] / (Bs + EPS)
-        m[f"depth_above_{name}_frac"] = above[b] / (As + EPS)
+        m[f"depth_below_{name}_frac"] = below[b] / (sum(below) + EPS)
+        m[f"depth_above_{name}_frac"] = above[b] / (sum(above) + EPS)
         m[f"below_qty_{name}"], m[f"above_qty_{name}"] = below[b], above[b]
     m["depth_bid10_qty_eob"], m["depth_ask10_qty_eob"] = Bs, As
     m["depth_below_p0_1_qty_eob"], m["depth_above_p0_1_qty_eob"] = below[0], above[0]
@@ -97,15 +107,16 @@ def metrics(lv):
 class Lazy(tuple):
     """(time, metrics, levels) with the metrics computed on first use."""
 
-    def __new__(cls, t, lv):
+    def __new__(cls, t, lv, bands):
         self = super().__new__(cls, (t, None, lv))
         self._m = None
+        self._bands = bands
         return self
 
     def __getitem__(self, i):
         if i == 1:
             if self._m is None:
-                self._m = metrics(tuple.__getitem__(self, 2))
+                self._m = metrics(tuple.__getitem__(self, 2), self._bands)
             return self._m
         return tuple.__getitem__(self, i)
 
@@ -121,9 +132,11 @@ def reference_bars(rec, rows, w0, w1, bar):
     nbars = (w1 - w0) // bar
     trades = [[] for _ in range(nbars)]
     flow = [[[0.0] * 5 for _ in range(2)] for _ in range(nbars)]
-    states = []  # (t, metrics, levels)
+    states = []  # (t, metrics, levels): one per F_LAST record (the rows' levels, the book's bands)
     times = []
+    rows_at = []  # positions in states of the states that are MBP-10 rows (OFI and mid RV run over those)
     orders = {}
+    depth = {}  # (side, price) -> resting size
     j, running = 0, None
     ts, acts, sides = rec["ts_recv"].astype(np.int64), rec["action"], rec["side"]
     prices, sizes, oids, flags = rec["price"], rec["size"], rec["order_id"], rec["flags"]
@@ -142,7 +155,7 @@ def reference_bars(rec, rows, w0, w1, bar):
             trades[k].append((t, s, px / 1e9, sz))
         if a in "ACM":
             pos = bisect.bisect_left(times, t) - 1  # last state strictly before t
-            p = states[pos][1]["microprice_eob"] if pos >= 0 else math.nan
+            p = micro_of(tuple.__getitem__(states[pos], 2)) if pos >= 0 else math.nan
             deltas = []  # (side, price, dq)
             sd = {"B": 0, "A": 1}.get(s)
             if a == "A" and sd is not None and px != UNDEF and sz > 0:
@@ -170,6 +183,8 @@ def reference_bars(rec, rows, w0, w1, bar):
                     else:
                         deltas.append((o[0], px, sz))
                         o[1], o[2] = px, sz
+            for side, price, dq in deltas:
+                depth[side, price] = depth.get((side, price), 0) + dq
             if k is not None and not math.isnan(p):
                 for side, price, dq in deltas:
                     d = (p - price / 1e9) if side == 0 else (price / 1e9 - p)
@@ -178,12 +193,20 @@ def reference_bars(rec, rows, w0, w1, bar):
                         flow[k][side][b] += dq
         elif a == "R":
             orders.clear()
+            depth.clear()
         if (flags[i] & 0x80 and j < len(rows) and r_ts[j] == ts[i] and r_act[j] == acts[i] and r_side[j] == sides[i]
                 and r_px[j] == prices[i] and r_sz[j] == sizes[i] and r_fl[j] == flags[i]):
             lv = {f: [int(x) for x in levels[j, n * 10:(n + 1) * 10]] for n, f in enumerate(lvcols)}
-            states.append(Lazy(t, lv))
-            times.append(t)
+            rows_at.append(len(states))
             j += 1
+        elif flags[i] & 0x80 and states:
+            lv = tuple.__getitem__(states[-1], 2)  # no row: the ten levels stand, deeper ones may not
+        else:
+            continue
+        micro = micro_of(lv)
+        bands = band_quantities(depth, micro) if t >= w0 - 60 * bar and not math.isnan(micro) else None
+        states.append(Lazy(t, lv, bands))
+        times.append(t)
     out = []
     for k in range(nbars):
         bs, be = w0 + k * bar, w0 + (k + 1) * bar
@@ -223,11 +246,12 @@ def reference_bars(rec, rows, w0, w1, bar):
         row["bar5s_trade_vwap"] = sum(x[2] * x[3] for x in tr) / vol if vol else math.nan
         # OFI and mid RV over the bar's states vs their predecessors
         ofi0 = ofi10 = rv = 0.0
-        idx = [n for n, t in enumerate(times) if bs <= t < be]
-        for n in idx:
-            if n == 0:
+        idx = [r for r, n in enumerate(rows_at) if bs <= times[n] < be]
+        for r in idx:
+            if r == 0:
                 continue
-            a, b = states[n - 1][2], states[n][2]
+            n, prev = rows_at[r], rows_at[r - 1]
+            a, b = states[prev][2], states[n][2]
             for lvl in range(10):
                 def bp(x):
                     return -math.inf if x["bid_px"][lvl] == UNDEF else x["bid_px"][lvl]
@@ -240,11 +264,11 @@ def reference_bars(rec, rows, w0, w1, bar):
                 if lvl == 0:
                     ofi0 += e
             m_new = states[n][1]["midprice_eob"]
-            q = n - 1
-            while q >= 0 and math.isnan(states[q][1]["midprice_eob"]):
+            q = r - 1
+            while q >= 0 and math.isnan(states[rows_at[q]][1]["midprice_eob"]):
                 q -= 1
             if not math.isnan(m_new) and q >= 0:
-                rv += (math.log(m_new) - math.log(states[q][1]["midprice_eob"])) ** 2
+                rv += (math.log(m_new) - math.log(states[rows_at[q]][1]["midprice_eob"])) ** 2
         row["bar5s_ofi_l0_sum"], row["bar5s_ofi_l10_sum"], row["bar5s_mid_rv"] = ofi0, ofi10, rv
         out.append(row)
     return pd.DataFrame(out)

@@ -116,3 +116,30 @@ def test_dataframe_inputs_give_the_same_bars(session):
     mbo["ts_recv"] = mbo["ts_recv"].astype(np.int64)
     got = build_bars(mbo, to_frame(rows), prm)
     pd.testing.assert_frame_equal(got, whole, check_exact=True)
+
+
+def test_full_depth_agrees_with_the_order_book(session):
+    """The builder's per-tick depth (what the bands sum) is the order book's: at the end of the
+    session its sizes at the last MBP-10 row's ten prices a side are the row's sizes."""
+    front, rows, prm, whole = session
+    t_end = int(front["ts_recv"].astype(np.int64).max())
+    end = (t_end // prm.bar_ns + 2) * prm.bar_ns
+    b = BarBuilder(BarParams(prm.window_start_ns, end, tick_size=prm.tick_size))
+    b.apply(front, rows)
+    base, tick = int(b.gi[B.G_DBASE]), prm.tick_fixed
+
+    def last(col):
+        return int(np.asarray(rows[col])[-1])
+
+    checked = 0
+    for s, name in enumerate(("bid", "ask")):
+        for i in range(10):
+            price = last(f"{name}_px_{i:02d}")
+            if price == dbn.UNDEF_PRICE:
+                continue
+            assert b.depth[s, price // tick - base] == last(f"{name}_sz_{i:02d}"), (name, i)
+            checked += 1
+    assert checked == 20
+    # and nothing rests between the best bid and the best ask
+    bid, ask = last("bid_px_00") // tick - base, last("ask_px_00") // tick - base
+    assert b.depth[:, bid + 1:ask].sum() == 0 and b.depth[0, bid + 1:].sum() == 0 and b.depth[1, :ask].sum() == 0

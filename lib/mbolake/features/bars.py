@@ -37,6 +37,19 @@ Flow (``flow_net_volnorm_*``)
     over the bar, divided by max(that side's band qty ``_twa``, 1) (bid: below_qty, ask:
     above_qty; a NaN twa counts as 1).
 
+Band quantities (full depth)
+    Every level of the rebuilt book within 10 points of the state's microprice counts, not
+    only the ten best. The builder keeps, per side, the resting size of every price tick
+    (``depth``, the same size changes as the flow, so numerator and divisor see the same
+    book) and, per side and band edge, the running total of the size on the near side of
+    the edge (``cum``; band b = cum[b] - cum[b-1]). A size change updates five totals; when
+    the microprice moves, an edge moves by the ticks it crosses and only those ticks are
+    added or removed, so no record scans the book. A book state is every F_LAST boundary:
+    a change deeper than the ten levels (no MBP-10 row) still starts a new state of the
+    band metrics. Fractions are relative to the side's total over the five bands (0 when
+    the side has no depth within 10 points). Prices must lie on the tick grid (a multiple
+    of ``tick_size``); an off-grid price of a resting order raises ValueError.
+
 Band edges are (1, 2, 3, 5, 10) points for ES and scale with ``tick_size / 0.25`` for
 other products (FEATURES.md: "other products scale by their tick size"); the column
 names keep the ES spelling (p0_1 ... p5_10). Distances to the microprice are compared in
@@ -174,14 +187,16 @@ ACC_LEN = A_FLOW + 19
 
 # integer globals (gi)
 (G_K, G_CURSOR, G_HAVE_STATE, G_LAST_T, G_HAVE_T, G_MP_T, G_HAVE_MP, G_NORD, G_TLTS, G_NOUT, G_TW_DIRTY,
- G_CUR_DIRTY) = range(12)
+ G_CUR_DIRTY, G_DBASE, G_HAVE_LIM, G_NEED_TICK, G_BAD_REC) = range(16)
 GI_LEN = 16
 # float globals (gf)
-F_MP_LAST, F_MP_PRIOR, F_LAST_MID, F_CUR_MID = range(4)  # F_MP_LAST is the current state's microprice
+F_MP_LAST, F_MP_PRIOR, F_LAST_MID, F_CUR_MID, F_LIM_MP = range(5)  # F_MP_LAST: the current state's microprice;
+# F_LIM_MP: the microprice the band edges (lim) stand at
 GF_LEN = 8
 
-OK, NEED_ORDERS = 0, 1
-FORMAT = "mbolake.features.bars.state/1"
+OK, NEED_ORDERS, NEED_DEPTH, OFF_GRID = 0, 1, 2, 3
+FORMAT = "mbolake.features.bars.state/2"
+MAX_DEPTH_TICKS = 1 << 22  # price span the depth array may cover (ES: about a million points)
 
 _M1 = np.uint64(0xFF51AFD7ED558CCD)
 _M2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -205,8 +220,8 @@ class BarParams:
             raise ValueError("window_end_ns must be after window_start_ns")
         if self.window_start_ns % self.bar_ns or (self.window_end_ns - self.window_start_ns) % self.bar_ns:
             raise ValueError("window_start_ns and the window length must be multiples of bar_ns (clock-aligned bars)")
-        if not self.tick_size > 0:
-            raise ValueError(f"tick_size must be > 0, got {self.tick_size}")
+        if not self.tick_size > 0 or round(self.tick_size * FIXED_SCALE) < 1:
+            raise ValueError(f"tick_size must be > 0 (at least 1e-9), got {self.tick_size}")
         if not math.isfinite(self.wall_z):
             raise ValueError(f"wall_z must be finite, got {self.wall_z}")
 
@@ -217,6 +232,11 @@ class BarParams:
     @property
     def band_edges_pts(self) -> np.ndarray:
         return np.array(ES_BAND_EDGES_PTS, np.float64) * (self.tick_size / ES_TICK)
+
+    @property
+    def tick_fixed(self) -> int:
+        """The tick size in fixed-point units (every resting price is a multiple of it)."""
+        return int(round(self.tick_size * FIXED_SCALE))
 
     @property
     def band_edges_fixed(self) -> np.ndarray:
@@ -308,11 +328,12 @@ def _micro_mid(lv):
 
 
 @njit(cache=True)
-def _tw_metrics(lv, edges, micro, tw):
+def _tw_metrics(lv, bq, tw):
     """The time-weighted metrics of a state into ``tw``: spread, obi0, obi10, cdi[5],
     below_frac[5], above_frac[5], below_qty[5], above_qty[5]. ``lv``: bid_px[10],
     ask_px[10], bid_sz, ask_sz, bid_ct, ask_ct (mbp-10 order), prices fixed-point,
-    empty levels at UNDEF with size 0."""
+    empty levels at UNDEF with size 0; ``bq``: the state's band quantities (below[5],
+    above[5], full depth; NaN while the microprice is undefined)."""
     nan = np.nan
     nb = 0
     while nb < TOP and lv[nb] != UNDEF:
@@ -330,33 +351,108 @@ def _tw_metrics(lv, edges, micro, tw):
     tw[0] = px_points(lv[TOP]) - px_points(lv[0]) if nb > 0 and na > 0 else nan
     tw[1] = (B0 - A0) / (B0 + A0 + EPS)
     tw[2] = (bsum - asum) / (bsum + asum + EPS)
-    if micro == micro:
-        mf = micro * FIXED_SCALE  # distances compared in fixed-point units (edges are too)
-        for b in range(NB_):
-            tw[T_BQ + b] = 0.0
-            tw[T_AQ + b] = 0.0
-        for i in range(nb):
-            k = band_index(mf - lv[i], edges)
-            if k >= 0:
-                tw[T_BQ + k] += lv[2 * TOP + i]
-        for i in range(na):
-            k = band_index(lv[TOP + i] - mf, edges)
-            if k >= 0:
-                tw[T_AQ + k] += lv[3 * TOP + i]
-    else:
-        for b in range(NB_):
-            tw[T_BQ + b] = nan
-            tw[T_AQ + b] = nan
+    btot = 0.0
+    atot = 0.0
+    for b in range(NB_):
+        tw[T_BQ + b] = bq[b]
+        tw[T_AQ + b] = bq[NB_ + b]
+        btot += bq[b]
+        atot += bq[NB_ + b]
     for b in range(NB_):
         below = tw[T_BQ + b]
         above = tw[T_AQ + b]
         tw[3 + b] = (below - above) / (below + above + EPS)
-        tw[8 + b] = below / (bsum + EPS)
-        tw[13 + b] = above / (asum + EPS)
+        tw[8 + b] = below / (btot + EPS)
+        tw[13 + b] = above / (atot + EPS)
 
 
 @njit(cache=True)
-def _eob_metrics(lv, edges, wall_z, micro, mid, tw, cur, z):
+def _levels_band_qty(lv, edges, micro, bq):
+    """Band quantities of a book that is just these ten levels a side (``state_features``)."""
+    if not (micro == micro):
+        bq[:] = np.nan
+        return
+    bq[:] = 0.0
+    mf = micro * FIXED_SCALE
+    for s in range(2):
+        for i in range(TOP):
+            px = lv[s * TOP + i]
+            if px == UNDEF:
+                break
+            k = band_index((mf - px) if s == 0 else (px - mf), edges)
+            if k >= 0:
+                bq[NB_ * s + k] += lv[(2 + s) * TOP + i]
+
+
+# ---------------------------------------------------------------- full-depth bands (numba)
+# depth[s, i]: resting size of side s (0 bid, 1 ask) at tick gi[G_DBASE] + i. Edges live in
+# key space, key = tick for bids and -tick for asks (the nearer the microprice, the larger):
+# lim[s, b] = the smallest key within edge b of the microprice, cum[s, b] = the size at keys
+# >= lim[s, b] (bands 0..b together), so band b holds cum[s, b] - cum[s, b - 1].
+@njit(cache=True)
+def _limit(s, mf, e, tick):
+    """The smallest key within distance e of mf (fixed-point), decided by the very comparison
+    band_index makes for the flow (float distance <= edge), so both agree on every tick."""
+    if s == 0:
+        t = np.int64(math.ceil((mf - e) / tick))
+        while mf - (t - 1) * tick <= e:
+            t -= 1
+        while not (mf - t * tick <= e):
+            t += 1
+        return t
+    t = np.int64(math.floor((mf + e) / tick))
+    while (t + 1) * tick - mf <= e:
+        t += 1
+    while not (t * tick - mf <= e):
+        t -= 1
+    return -t
+
+
+@njit(cache=True)
+def _key_sum(depth, base, s, k0, k1):
+    """Size of side s at keys k0 <= key < k1 (ticks outside the array hold nothing)."""
+    lo, hi = (k0, k1 - 1) if s == 0 else (1 - k1, -k0)
+    a = max(lo - base, 0)
+    b = min(hi - base, depth.shape[1] - 1)
+    tot = 0
+    for i in range(a, b + 1):
+        tot += depth[s, i]
+    return tot
+
+
+@njit(cache=True)
+def _move_edges(depth, base, lim, cum, mf, edges, tick, have):
+    """Put the band edges at microprice mf: an edge that moves adds or removes only the
+    ticks it crosses (the first time, the totals are summed over the array)."""
+    n = depth.shape[1]
+    for s in range(2):
+        for b in range(NB_):
+            new = _limit(s, mf, edges[b], tick)
+            if have == 0:
+                far = base + n + 1 if s == 0 else 1 - base  # past every tick of the array
+                cum[s, b] = _key_sum(depth, base, s, new, far)
+            else:
+                old = lim[s, b]
+                if new < old:
+                    cum[s, b] += _key_sum(depth, base, s, new, old)
+                elif new > old:
+                    cum[s, b] -= _key_sum(depth, base, s, old, new)
+            lim[s, b] = new
+
+
+@njit(cache=True, inline="always")
+def _depth_add(depth, gi, lim, cum, s, px, dq, tick):
+    t = px // tick
+    depth[s, t - gi[G_DBASE]] += dq
+    if gi[G_HAVE_LIM] != 0:
+        key = t if s == 0 else -t
+        for b in range(NB_):
+            if key >= lim[s, b]:
+                cum[s, b] += dq
+
+
+@njit(cache=True)
+def _eob_metrics(lv, wall_z, micro, mid, tw, cur, z):
     """Every _eob value of a state into ``cur`` (output column positions); ``tw`` must
     hold the state's time-weighted metrics (``_tw_metrics``)."""
     nan = np.nan
@@ -433,13 +529,16 @@ def _eob_metrics(lv, edges, wall_z, micro, mid, tw, cur, z):
 
 def state_features(lv, params: "BarParams") -> dict[str, float]:
     """The _eob features and twa metrics of ONE book state (60 level values in mbp-10
-    order), by name without prefix: a view for tests and notebooks."""
+    order) whose whole book is those ten levels a side, by name without prefix: a view
+    for tests and notebooks."""
     lv = np.ascontiguousarray(lv, dtype=np.int64)
     micro, mid = _micro_mid(lv)
     tw = np.empty(NTW)
     cur = _no_state_row()
-    _tw_metrics(lv, params.band_edges_fixed, micro, tw)
-    _eob_metrics(lv, params.band_edges_fixed, float(params.wall_z), micro, mid, tw, cur, np.empty(TOP))
+    bq = np.empty(2 * NB_)
+    _levels_band_qty(lv, params.band_edges_fixed, micro, bq)
+    _tw_metrics(lv, bq, tw)
+    _eob_metrics(lv, float(params.wall_z), micro, mid, tw, cur, np.empty(TOP))
     d = {n: cur[i] for i, n in enumerate(_NAMES) if n.endswith("_eob")}
     for b, band in enumerate(BANDS):
         d[f"below_qty_{band}"] = tw[T_BQ + b]
@@ -449,11 +548,11 @@ def state_features(lv, params: "BarParams") -> dict[str, float]:
 
 # ---------------------------------------------------------------- bar clock (numba)
 @njit(cache=True)
-def _accumulate(gi, gf, lv, edges, tw, acc, a, b):
+def _accumulate(gi, lv, bq, tw, acc, a, b):
     if b <= a or gi[G_HAVE_STATE] == 0:
         return
     if gi[G_TW_DIRTY]:
-        _tw_metrics(lv, edges, gf[F_MP_LAST], tw)
+        _tw_metrics(lv, bq, tw)
         gi[G_TW_DIRTY] = 0
     w = float(b - a)
     for m in range(NTW):
@@ -472,12 +571,12 @@ def _reset(gi, acc):
 
 
 @njit(cache=True)
-def _close(gi, gf, lv, edges, wall_z, tw, cur, z, acc, out, out_ts, out_k):
+def _close(gi, gf, lv, bq, wall_z, tw, cur, z, acc, out, out_ts, out_k):
     if gi[G_CUR_DIRTY]:
         if gi[G_TW_DIRTY]:
-            _tw_metrics(lv, edges, gf[F_MP_LAST], tw)
+            _tw_metrics(lv, bq, tw)
             gi[G_TW_DIRTY] = 0
-        _eob_metrics(lv, edges, wall_z, gf[F_MP_LAST], gf[F_CUR_MID], tw, cur, z)
+        _eob_metrics(lv, wall_z, gf[F_MP_LAST], gf[F_CUR_MID], tw, cur, z)
         gi[G_CUR_DIRTY] = 0
     r = gi[G_NOUT]
     for c in range(NCOL):
@@ -507,15 +606,15 @@ def _close(gi, gf, lv, edges, wall_z, tw, cur, z, acc, out, out_ts, out_k):
 
 
 @njit(cache=True)
-def _advance(t, w0, bar, nbars, edges, wall_z, gi, gf, lv, tw, cur, z, acc, out, out_ts, out_k):
+def _advance(t, w0, bar, nbars, bq, wall_z, gi, gf, lv, tw, cur, z, acc, out, out_ts, out_k):
     """Move the clock to t: close every bar ending at or before t. The current state's
     time inside the open bar is accumulated lazily (at the next state change or bar close)."""
     while gi[G_K] < nbars:
         bend = w0 + (gi[G_K] + 1) * bar
         if t < bend:
             break
-        _accumulate(gi, gf, lv, edges, tw, acc, gi[G_CURSOR], bend)
-        _close(gi, gf, lv, edges, wall_z, tw, cur, z, acc, out, out_ts, out_k)
+        _accumulate(gi, lv, bq, tw, acc, gi[G_CURSOR], bend)
+        _close(gi, gf, lv, bq, wall_z, tw, cur, z, acc, out, out_ts, out_k)
         _reset(gi, acc)
         gi[G_K] += 1
         gi[G_CURSOR] = bend
@@ -548,9 +647,33 @@ def _match_states(ts, act, side, px, sz, fl, s_ts, s_act, s_side, s_px, s_sz, s_
     return j
 
 
+@njit(cache=True, inline="always")
+def _change(acc, depth, gi, lim, cum, s, px, dq, p, edges, tick):
+    """One size change of the book: the flow of its band and the depth."""
+    _flow(acc, s, px, dq, p, edges)
+    _depth_add(depth, gi, lim, cum, s, px, dq, tick)
+
+
 @njit(cache=True)
-def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, nbars, edges, wall_z,
-         gi, gf, lv, cur, tw, acc, z, otab, out, out_ts, out_k):
+def _bands_changed(cum, bq):
+    for s in range(2):
+        for b in range(NB_):
+            v = float(cum[s, b] - (cum[s, b - 1] if b > 0 else 0))
+            if bq[NB_ * s + b] != v:
+                return True
+    return False
+
+
+@njit(cache=True)
+def _take_bands(cum, bq):
+    for s in range(2):
+        for b in range(NB_):
+            bq[NB_ * s + b] = float(cum[s, b] - (cum[s, b - 1] if b > 0 else 0))
+
+
+@njit(cache=True)
+def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, nbars, edges, tick, wall_z,
+         gi, gf, lv, cur, tw, acc, z, otab, depth, lim, cum, bq, out, out_ts, out_k):
     """Feed records[start:] (with their matched states); returns (next record, status)."""
     n = ts.shape[0]
     cap = otab.shape[0]
@@ -558,15 +681,27 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
         if gi[G_K] >= nbars:
             return n, OK  # window over: nothing left to compute
         a = np.int64(act[i])
-        if (a == ACT_ADD or a == ACT_MODIFY) and 2 * (gi[G_NORD] + 1) > cap:
-            return i, NEED_ORDERS
+        if a == ACT_ADD or a == ACT_MODIFY:
+            if 2 * (gi[G_NORD] + 1) > cap:
+                return i, NEED_ORDERS
+            # a price this record may rest at: on the grid and inside the depth array
+            px = np.int64(price[i])
+            if px != UNDEF and np.int64(size[i]) > 0 and (a == ACT_MODIFY or side[i] == SIDE_BID
+                                                          or side[i] == SIDE_ASK):
+                tk = px // tick
+                if px - tk * tick != 0:
+                    gi[G_BAD_REC] = i
+                    return i, OFF_GRID
+                if tk < gi[G_DBASE] or tk - gi[G_DBASE] >= depth.shape[1]:
+                    gi[G_NEED_TICK] = tk
+                    return i, NEED_DEPTH
         t = np.int64(ts[i])
         if gi[G_HAVE_T] != 0 and t < gi[G_LAST_T]:
             t = gi[G_LAST_T]
         gi[G_LAST_T] = t
         gi[G_HAVE_T] = 1
         if t >= w0 + (gi[G_K] + 1) * bar:
-            _advance(t, w0, bar, nbars, edges, wall_z, gi, gf, lv, tw, cur, z, acc, out, out_ts, out_k)
+            _advance(t, w0, bar, nbars, bq, wall_z, gi, gf, lv, tw, cur, z, acc, out, out_ts, out_k)
         inwin = t >= w0 and gi[G_K] < nbars
         if a == ACT_TRADE:
             if inwin:
@@ -604,20 +739,20 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
             if a == ACT_ADD:
                 if s >= 0 and px != UNDEF and sz > 0:
                     if found:  # duplicate add: the order is replaced
-                        _flow(acc, otab[h, O_SIDE], otab[h, O_PX], -otab[h, O_SZ], p, edges)
+                        _change(acc, depth, gi, lim, cum, otab[h, O_SIDE], otab[h, O_PX], -otab[h, O_SZ], p, edges, tick)
                     else:
                         otab[h, O_KEY] = oid[i]
                         gi[G_NORD] += 1
                     otab[h, O_SIDE] = s
                     otab[h, O_PX] = px
                     otab[h, O_SZ] = sz
-                    _flow(acc, s, px, sz, p, edges)
+                    _change(acc, depth, gi, lim, cum, s, px, sz, p, edges, tick)
             elif a == ACT_CANCEL:
                 if found:
                     osz = otab[h, O_SZ]
                     rm = sz if sz < osz else osz
                     if rm > 0:
-                        _flow(acc, otab[h, O_SIDE], otab[h, O_PX], -rm, p, edges)
+                        _change(acc, depth, gi, lim, cum, otab[h, O_SIDE], otab[h, O_PX], -rm, p, edges, tick)
                     if rm == osz:
                         _odelete(otab, h)
                         gi[G_NORD] -= 1
@@ -631,27 +766,29 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
                         otab[h, O_PX] = px
                         otab[h, O_SZ] = sz
                         gi[G_NORD] += 1
-                        _flow(acc, s, px, sz, p, edges)
+                        _change(acc, depth, gi, lim, cum, s, px, sz, p, edges, tick)
                 elif px != UNDEF:
                     os_ = otab[h, O_SIDE]
-                    _flow(acc, os_, otab[h, O_PX], -otab[h, O_SZ], p, edges)
+                    _change(acc, depth, gi, lim, cum, os_, otab[h, O_PX], -otab[h, O_SZ], p, edges, tick)
                     if sz <= 0:
                         _odelete(otab, h)
                         gi[G_NORD] -= 1
                     else:
-                        _flow(acc, os_, px, sz, p, edges)
+                        _change(acc, depth, gi, lim, cum, os_, px, sz, p, edges, tick)
                         otab[h, O_PX] = px
                         otab[h, O_SZ] = sz
         elif a == ACT_CLEAR:
             for h in range(cap):
                 otab[h, O_SIDE] = -1
             gi[G_NORD] = 0
+            depth[:, :] = 0
+            cum[:, :] = 0
         j = sidx[i]
         if j >= 0:
             # the book state after this record's event group, effective from t: the old one
             # stood until t; OFI against it while copying the new one in
             if t > gi[G_CURSOR]:
-                _accumulate(gi, gf, lv, edges, tw, acc, gi[G_CURSOR], t)
+                _accumulate(gi, lv, bq, tw, acc, gi[G_CURSOR], t)
                 gi[G_CURSOR] = t
             doofi = inwin and gi[G_HAVE_STATE] != 0
             e10 = 0.0
@@ -693,6 +830,23 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
             gi[G_MP_T] = t
             gi[G_HAVE_MP] = 1
             gi[G_HAVE_STATE] = 1
+            if micro == micro:
+                if gi[G_HAVE_LIM] == 0 or micro != gf[F_LIM_MP]:
+                    _move_edges(depth, gi[G_DBASE], lim, cum, micro * FIXED_SCALE, edges, tick, gi[G_HAVE_LIM])
+                    gi[G_HAVE_LIM] = 1
+                    gf[F_LIM_MP] = micro
+                _take_bands(cum, bq)
+            else:
+                bq[:] = np.nan
+        elif (fl[i] & F_LAST) and gi[G_HAVE_STATE] != 0 and gf[F_MP_LAST] == gf[F_MP_LAST] \
+                and _bands_changed(cum, bq):
+            # a change deeper than the ten levels (no MBP-10 row): a new state of the bands
+            if t > gi[G_CURSOR]:
+                _accumulate(gi, lv, bq, tw, acc, gi[G_CURSOR], t)
+                gi[G_CURSOR] = t
+            _take_bands(cum, bq)
+            gi[G_TW_DIRTY] = 1
+            gi[G_CUR_DIRTY] = 1
     return n, OK
 
 
@@ -760,6 +914,10 @@ class BarBuilder:
         self.acc[A_TLPX] = np.nan
         cap = 1 << max(4, int(order_capacity - 1).bit_length())
         self._alloc_orders(cap)
+        self.depth = np.zeros((2, 0), np.int64)  # placed around the first resting price
+        self.lim = np.zeros((2, NB_), np.int64)
+        self.cum = np.zeros((2, NB_), np.int64)
+        self.bq = np.full(2 * NB_, np.nan)
 
     def _alloc_orders(self, cap: int) -> None:
         self.otab = np.zeros((cap, 4), np.int64)
@@ -769,6 +927,22 @@ class BarBuilder:
         old = self.otab
         self._alloc_orders(2 * old.shape[0])
         _orehash(old, self.otab)
+
+    def _grow_depth(self, tick: int) -> None:
+        """Widen the per-tick depth array to hold ``tick`` (with room on both sides)."""
+        old, base = self.depth, int(self.gi[G_DBASE])
+        n = old.shape[1]
+        lo, hi = (tick, tick) if n == 0 else (min(base, tick), max(base + n - 1, tick))
+        span = hi - lo + 1
+        size = max(2 * n, span + 2048)
+        if size > MAX_DEPTH_TICKS:
+            raise ValueError(f"a resting price at tick {tick} ({tick * self.params.tick_size} points) lies "
+                             f"{span} ticks from the book's other prices (at most {MAX_DEPTH_TICKS} are kept)")
+        new_base = lo - (size - span) // 2
+        self.depth = np.zeros((2, size), np.int64)
+        if n:
+            self.depth[:, base - new_base:base - new_base + n] = old
+        self.gi[G_DBASE] = new_base
 
     @property
     def bars_emitted(self) -> int:
@@ -804,18 +978,27 @@ class BarBuilder:
         i = 0
         while True:
             i, status = _run(ts, act, side, px, sz, oid, fl, sidx, spx, sszct, i, p.window_start_ns, p.bar_ns,
-                             p.n_bars, self._edges, float(p.wall_z), self.gi, self.gf, self.lv, self.cur, self.tw,
-                             self.acc, np.empty(TOP), self.otab, *out)
+                             p.n_bars, self._edges, p.tick_fixed, float(p.wall_z), self.gi, self.gf, self.lv,
+                             self.cur, self.tw, self.acc, np.empty(TOP), self.otab, self.depth, self.lim, self.cum,
+                             self.bq, *out)
             if status == OK:
                 break
-            self._grow_orders()
+            if status == NEED_ORDERS:
+                self._grow_orders()
+            elif status == NEED_DEPTH:
+                self._grow_depth(int(self.gi[G_NEED_TICK]))
+            else:
+                r = int(self.gi[G_BAD_REC])
+                raise ValueError(f"record {r} of the batch (order_id {int(oid[r])}, action "
+                                 f"{chr(int(act[r]))}): price {int(px[r])} (fixed-point) is not a multiple of "
+                                 f"the tick size {p.tick_size}")
         return self._frame(*out)
 
     def finish(self) -> pd.DataFrame:
         """Close every remaining bar through window_end (carrying the last state)."""
         p = self.params
         out = self._empty_out(self._bound(p.window_end_ns))
-        _advance(p.window_end_ns, p.window_start_ns, p.bar_ns, p.n_bars, self._edges, float(p.wall_z), self.gi,
+        _advance(p.window_end_ns, p.window_start_ns, p.bar_ns, p.n_bars, self.bq, float(p.wall_z), self.gi,
                  self.gf, self.lv, self.tw, self.cur, np.empty(TOP), self.acc, *out)
         return self._frame(*out)
 
@@ -844,7 +1027,7 @@ class BarBuilder:
         return pd.DataFrame(cols, columns=list(BAR_COLUMNS))
 
     # ---- checkpoint ----
-    _STATE = ("gi", "gf", "lv", "cur", "tw", "acc", "otab")
+    _STATE = ("gi", "gf", "lv", "cur", "tw", "acc", "otab", "depth", "lim", "cum", "bq")
 
     def state_bytes(self) -> bytes:
         p = self.params
