@@ -70,7 +70,7 @@ def manifest(ctx):
 
 
 def start_bronze(project: Path, **env) -> subprocess.Popen:
-    environment = {**os.environ, "MBOLAKE_HOME": str(project), "PYTHONPATH": str(REPO), **env}
+    environment = {**os.environ, "MBOLAKE_HOME": str(project), "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(REPO)])), **env}
     return subprocess.Popen([sys.executable, "-c", RUN_BRONZE], cwd=project, env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
