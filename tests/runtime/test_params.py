@@ -240,3 +240,24 @@ def test_times_parse_from_hh_mm_and_bad_ones_name_the_parameter():
     assert params(spec, {}).window_start == dt.time(8, 30)
     with pytest.raises(ParameterError, match="window_start.*'9h15'.*time"):
         params(spec, {"window_start": "9h15"})
+
+
+RANGE = {"start_date": Param(dt.date, None, optional=True),
+         "end_date": Param(dt.date, None, optional=True, not_before="start_date")}
+
+
+def test_end_date_before_start_date_fails_naming_both():
+    with pytest.raises(ParameterError, match="parameter 'end_date': 2025-11-03 is before start_date 2025-11-05"):
+        params(RANGE, {"start_date": "2025-11-05", "end_date": "2025-11-03"})
+
+
+@pytest.mark.parametrize("start, end", [("2025-11-05", "2025-11-05"), ("2025-11-03", "2025-11-05"),
+                                        (None, "2025-11-05"), ("2025-11-05", None)])
+def test_an_ordered_or_open_range_passes(start, end):
+    p = params(RANGE, {"start_date": start, "end_date": end})
+    assert (p.start_date, p.end_date) == (start and dt.date.fromisoformat(start), end and dt.date.fromisoformat(end))
+
+
+def test_a_rule_naming_no_parameter_is_an_error():
+    with pytest.raises(ParameterError, match="not_before names 'begin'"):
+        params({"end_date": Param(dt.date, dt.date(2025, 1, 1), not_before="begin")})

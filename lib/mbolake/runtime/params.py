@@ -3,8 +3,9 @@
 ``params(spec, injected)`` merges, in increasing priority: the declared defaults, the
 values papermill injected (the notebook's globals after the ``parameters`` and
 ``injected-parameters`` cells), and Databricks widgets when ``dbutils`` exists. Every
-value is coerced to its declared type and range-checked; the first bad one raises
-``ParameterError`` naming it, before any work starts.
+value is coerced to its declared type and range-checked, then the cross-parameter rules
+(``not_before``: e.g. ``end_date`` not before ``start_date``) are checked; the first bad
+one raises ``ParameterError`` naming it, before any work starts.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class Param:
     choices: tuple | None = None
     help: str = ""
     optional: bool = False  # None allowed
+    not_before: str | None = None  # the name of a parameter this one must not be less than
 
 
 def _coerce(name: str, value: Any, p: Param) -> Any:
@@ -139,4 +141,17 @@ def params(spec: Mapping[str, Param], injected: Mapping[str, Any] | None = None,
         value = _coerce(name, merged[name], p)
         _check(name, value, p)
         resolved[name] = value
+    for name, p in spec.items():
+        _check_order(name, p, resolved)
     return resolved
+
+
+def _check_order(name: str, p: Param, resolved: Mapping[str, Any]) -> None:
+    """Cross-parameter rule: ``name`` must not be before ``p.not_before`` (when both are set)."""
+    if p.not_before is None:
+        return
+    if p.not_before not in resolved:
+        raise ParameterError(f"parameter {name!r}: not_before names {p.not_before!r}, which is not a parameter")
+    value, other = resolved[name], resolved[p.not_before]
+    if value is not None and other is not None and value < other:
+        raise ParameterError(f"parameter {name!r}: {value} is before {p.not_before} {other}")
