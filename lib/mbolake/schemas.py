@@ -230,7 +230,7 @@ SETUP_VECTORS = Table(
          ("context_truncated", pa.bool_()), ("n_nonfinite", pa.int64()), ("data_version", pa.string())]
     ),
     partition_by=("session_date",),
-    description="one setup_v2 vector (345 numbers) per episode, valid at the confirm candle's close",
+    description="one setup_v3 vector (345 numbers) per episode, valid at the confirm candle's close",
 )
 
 LABELS = Table(

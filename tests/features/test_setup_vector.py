@@ -1,4 +1,4 @@
-"""setup_v2 vectors (FEATURES.md §5): layout, part B differences, truncation, feature_hash."""
+"""setup_v3 vectors (FEATURES.md §5): layout, part B differences, truncation, feature_hash."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,7 @@ import pytest
 from mbolake.features.setup_vector import (
     FEATURE_SET,
     PART_B_SIGNALS,
-    SETUP_V2_LAYOUT,
+    SETUP_V3_LAYOUT,
     build_setup_vector,
     episode_setup_vector,
     episode_signature_rows,
@@ -21,7 +21,7 @@ from mbolake.features.setup_vector import (
 )
 from mbolake.features.signature import SIGNATURE_NAMES
 
-IDX = {n: i for i, n in enumerate(SETUP_V2_LAYOUT)}
+IDX = {n: i for i, n in enumerate(SETUP_V3_LAYOUT)}
 
 
 def sigs_with(signal_values: dict[str, list[float]]) -> dict[int, np.ndarray]:
@@ -35,15 +35,15 @@ def sigs_with(signal_values: dict[str, list[float]]) -> dict[int, np.ndarray]:
 
 
 def test_layout():
-    assert len(SETUP_V2_LAYOUT) == 345 and len(set(SETUP_V2_LAYOUT)) == 345
-    assert SETUP_V2_LAYOUT[0] == "p-5_time_in_zone_frac"
-    assert SETUP_V2_LAYOUT[46] == "p-5_trade_activity_mean"
-    assert SETUP_V2_LAYOUT[47] == "p-4_time_in_zone_frac"
-    assert SETUP_V2_LAYOUT[281] == "p0_trade_activity_mean"
-    assert SETUP_V2_LAYOUT[282:291] == (
+    assert len(SETUP_V3_LAYOUT) == 345 and len(set(SETUP_V3_LAYOUT)) == 345
+    assert SETUP_V3_LAYOUT[0] == "p-5_time_in_zone_frac"
+    assert SETUP_V3_LAYOUT[46] == "p-5_trade_activity_mean"
+    assert SETUP_V3_LAYOUT[47] == "p-4_time_in_zone_frac"
+    assert SETUP_V3_LAYOUT[281] == "p0_trade_activity_mean"
+    assert SETUP_V3_LAYOUT[282:291] == (
         "d1_p-4_u_mean", "d1_p-3_u_mean", "d1_p-2_u_mean", "d1_p-1_u_mean", "d1_p0_u_mean",
         "d2_p-3_u_mean", "d2_p-2_u_mean", "d2_p-1_u_mean", "d2_p0_u_mean")
-    assert SETUP_V2_LAYOUT[-1] == "d2_p0_gap_spread_mean"
+    assert SETUP_V3_LAYOUT[-1] == "d2_p0_gap_spread_mean"
     assert len(PART_B_SIGNALS) == 7 and all(s in SIGNATURE_NAMES for s in PART_B_SIGNALS)
 
 
@@ -93,14 +93,14 @@ def test_nonfinite_counted_and_zeroed():
 def test_feature_hash():
     v = build_setup_vector(sigs_with({"u_mean": [0, 1, 3, 6, 10, 15]}))
     h = feature_hash(FEATURE_SET, v)
-    assert h == hashlib.sha256(b"setup_v2" + v.astype("<f8").tobytes()).hexdigest()
+    assert h == hashlib.sha256(b"setup_v3" + v.astype("<f8").tobytes()).hexdigest()
     assert feature_hash(FEATURE_SET, v.copy()) == h  # stable
     w = v.copy()
     w[100] += 1e-12
     assert feature_hash(FEATURE_SET, w) != h  # any value change
-    assert feature_hash("setup_v3", v) != h  # the feature-set name is covered
+    assert feature_hash("setup_v2", v) != h  # the feature-set name is covered
     z = np.zeros(345)
-    assert feature_hash(FEATURE_SET, z) == hashlib.sha256(b"setup_v2" + bytes(345 * 8)).hexdigest()
+    assert feature_hash(FEATURE_SET, z) == hashlib.sha256(b"setup_v3" + bytes(345 * 8)).hexdigest()
     nan = z.copy()
     nan[[0, 7]] = [np.nan, -np.inf]
     nan[9] = -0.0

@@ -57,7 +57,7 @@ def test_endpoint_and_no_code_deployment_load():
     deployment = load_online_deployment(DEPLOY / "deployment.yml")
     assert isinstance(deployment, ManagedOnlineDeployment)
     assert deployment.endpoint_name == endpoint.name
-    assert str(deployment.model).removeprefix("azureml:").startswith("ES_MODEL_setup_v2")
+    assert str(deployment.model).removeprefix("azureml:").startswith("ES_MODEL_setup_v3")
     # No-code MLflow deployment: neither a scoring script nor an environment.
     assert deployment.code_configuration is None and deployment.environment is None
 

@@ -24,12 +24,12 @@ def snapshot(tmp_path):
 
 
 def test_snapshot_loads_features_with_layout_names(snapshot):
-    from mbolake.features.setup_vector import SETUP_V2_LAYOUT
+    from mbolake.features.setup_vector import SETUP_V3_LAYOUT
 
     X = snapshot.X()
     assert X.shape == (60, 345)
-    assert list(X.columns) == list(SETUP_V2_LAYOUT)
-    assert snapshot.feature_set == "setup_v2" and snapshot.data_version.startswith("sha256:")
+    assert list(X.columns) == list(SETUP_V3_LAYOUT)
+    assert snapshot.feature_set == "setup_v3" and snapshot.data_version.startswith("sha256:")
     assert list(snapshot.frame["vector_time"]) == sorted(snapshot.frame["vector_time"])
 
 

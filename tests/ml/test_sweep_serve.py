@@ -83,15 +83,15 @@ def test_sweep_writes_nested_trial_runs_and_keeps_the_best(env, sweep):
 def test_logged_model_has_signature_example_and_layout(env, sweep):
     import mlflow
 
-    from mbolake.features.setup_vector import SETUP_V2_LAYOUT
+    from mbolake.features.setup_vector import SETUP_V3_LAYOUT
 
     info = mlflow.models.get_model_info(sweep.model_uri)
-    assert info.signature.inputs.input_names() == list(SETUP_V2_LAYOUT)
+    assert info.signature.inputs.input_names() == list(SETUP_V3_LAYOUT)
     assert [p.name for p in info.signature.params] == ["k_similar"]
     assert info.saved_input_example_info is not None
-    assert info.metadata["feature_set"] == "setup_v2"
+    assert info.metadata["feature_set"] == "setup_v3"
     local = mlflow.artifacts.download_artifacts(f"runs:/{sweep.parent_run_id}/model_info.json")
-    assert json.loads(Path(local).read_text())["feature_layout"] == list(SETUP_V2_LAYOUT)
+    assert json.loads(Path(local).read_text())["feature_layout"] == list(SETUP_V3_LAYOUT)
     model = mlflow.pyfunc.load_model(sweep.model_uri)
     test = load_split(env["split"])["test"]
     X = feature_matrix(test, env["snapshot"].feature_layout)
@@ -140,11 +140,11 @@ def test_register_champion_with_tags(env, sweep):
 
     version = register_best(sweep)
     client = MlflowClient()
-    assert version.name == "ES_MODEL_setup_v2"
-    champ = client.get_model_version_by_alias("ES_MODEL_setup_v2", "champion")
+    assert version.name == "ES_MODEL_setup_v3"
+    champ = client.get_model_version_by_alias("ES_MODEL_setup_v3", "champion")
     assert champ.version == version.version
     tags = champ.tags
-    assert tags["feature_set"] == "setup_v2"
+    assert tags["feature_set"] == "setup_v3"
     assert tags["snapshot"] == str(env["snapshot"].path)
     assert tags["data_version"] == env["snapshot"].data_version
     assert float(tags["test_log_loss"]) == pytest.approx(sweep.test_metrics["test_log_loss"], rel=1e-5)
@@ -159,13 +159,13 @@ def test_serving_round_trip_over_http(env, sweep):
     from mbolake.ml.serve import serving_round_trip
 
     try:
-        MlflowClient().get_model_version_by_alias("ES_MODEL_setup_v2", "champion")
+        MlflowClient().get_model_version_by_alias("ES_MODEL_setup_v3", "champion")
     except Exception:
         register_best(sweep)
     test = load_split(env["split"])["test"]
     X = feature_matrix(test, env["snapshot"].feature_layout)
     t0 = time.perf_counter()
-    rt = serving_round_trip(champion_uri("ES_MODEL_setup_v2"), env["uri"], X, k_similar=5,
+    rt = serving_round_trip(champion_uri("ES_MODEL_setup_v3"), env["uri"], X, k_similar=5,
                             log_dir=env["root"] / "serve_logs")
     elapsed = time.perf_counter() - t0
     assert rt.rows == len(X) and rt.equal, (rt.max_abs_diff, rt.predictions_http.head())

@@ -118,7 +118,7 @@ def test_episodes_vectors_and_labels_are_consistent(built):
     for row in vectors.itertuples():
         vec = np.asarray(row.feature_vector, dtype=np.float64)
         assert vec.shape == (N_FEATURES,) == (345,) and np.isfinite(vec).all()
-        assert row.feature_hash == feature_hash("setup_v2", vec)
+        assert row.feature_hash == feature_hash("setup_v3", vec)
     # No opening-range episode may be asked before 09:47 (the range closes at 09:45).
     or_times = vectors[vectors.level_type.str.startswith("or")].vector_time
     first_allowed = int(dt.datetime(2025, 11, 10, 14, 47, tzinfo=dt.timezone.utc).timestamp()) * 10**9

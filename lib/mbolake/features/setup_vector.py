@@ -1,5 +1,7 @@
-"""Setup vectors, feature set ``setup_v2`` (FEATURES.md §5, ``gold.setup_vectors``): 345
+"""Setup vectors, feature set ``setup_v3`` (FEATURES.md §5, ``gold.setup_vectors``): 345
 numbers per episode, anchored at the confirm candle (positions -5..0). Kernel: numpy/pandas.
+``setup_v3`` has the layout of ``setup_v2`` (not kept); its values differ through the bars
+it is built from (FEATURES.md §3: full-depth band quantities, two-leg modify flow).
 
 - Part A (282): for each position -5..0 in order, the candle's 47 signature numbers
   (:data:`mbolake.features.signature.SIGNATURE_NAMES` order).
@@ -7,7 +9,7 @@ numbers per episode, anchored at the confirm candle (positions -5..0). Kernel: n
   five first differences (``x[p] - x[p-1]`` for p = -4..0) then four second differences
   (``d1[p] - d1[p-1]`` for p = -3..0).
 
-Names (:data:`SETUP_V2_LAYOUT`, declared once): ``p{pos}_{name}`` for part A (e.g.
+Names (:data:`SETUP_V3_LAYOUT`, declared once): ``p{pos}_{name}`` for part A (e.g.
 ``p-5_u_mean``, ``p0_close_side``), ``d1_p{pos}_{signal}`` / ``d2_p{pos}_{signal}`` for
 part B (``pos`` = the later position of the difference).
 
@@ -33,7 +35,7 @@ import pandas as pd
 
 from .signature import SIGNATURE_NAMES, candle_signature, finite
 
-FEATURE_SET = "setup_v2"
+FEATURE_SET = "setup_v3"
 POSITIONS = tuple(range(-5, 1))
 PART_B_SIGNALS = (
     "u_mean", "pressure_mean", "obi0_lin_mean", "flow_norm_mean", "trade_imbal_mean",
@@ -51,9 +53,9 @@ def _layout() -> tuple[str, ...]:
     return tuple(names)
 
 
-SETUP_V2_LAYOUT: tuple[str, ...] = _layout()
-N_FEATURES = len(SETUP_V2_LAYOUT)
-assert N_FEATURES == 345 and len(set(SETUP_V2_LAYOUT)) == 345
+SETUP_V3_LAYOUT: tuple[str, ...] = _layout()
+N_FEATURES = len(SETUP_V3_LAYOUT)
+assert N_FEATURES == 345 and len(set(SETUP_V3_LAYOUT)) == 345
 
 
 def _by_position(signatures_by_position) -> dict[int, Any]:
@@ -97,7 +99,7 @@ def setup_vector_with_info(signatures_by_position) -> tuple[np.ndarray, dict[str
 
 
 def build_setup_vector(signatures_by_position) -> np.ndarray:
-    """The 345-number ``setup_v2`` vector (see :func:`setup_vector_with_info`)."""
+    """The 345-number ``setup_v3`` vector (see :func:`setup_vector_with_info`)."""
     return setup_vector_with_info(signatures_by_position)[0]
 
 
@@ -178,7 +180,7 @@ def setup_vectors(
     episodes: pd.DataFrame, candles: pd.DataFrame, bars: pd.DataFrame, tick: float = 0.25, **signature_kwargs
 ) -> pd.DataFrame:
     """``gold.setup_vectors`` rows for the episodes whose confirm candle is in ``candles``
-    (``vector`` = float64 array of 345; see :data:`SETUP_V2_LAYOUT`)."""
+    (``vector`` = float64 array of 345; see :data:`SETUP_V3_LAYOUT`)."""
     have = set(np.asarray(candles["candle_ts"], dtype=np.int64).tolist())
     rows = []
     for ep in episodes.to_dict("records"):

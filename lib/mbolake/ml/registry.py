@@ -7,7 +7,7 @@ CHAMPION = "champion"
 
 
 def registered_model_name(model_id: str, feature_set: str, target: str = "outcome") -> str:
-    """``ES_MODEL_setup_v2`` for the 3-class outcome; ``..._break_vs_reject`` for the binary task."""
+    """``ES_MODEL_setup_v3`` for the 3-class outcome; ``..._break_vs_reject`` for the binary task."""
     name = f"{model_id}_{feature_set}"
     return name if target == "outcome" else f"{name}_{target}"
 

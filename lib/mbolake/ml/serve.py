@@ -83,7 +83,7 @@ def _stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
 @contextmanager
 def serving(model_uri: str, tracking_uri: str, host: str = "127.0.0.1", port: int | None = None,
             startup_timeout: float = 120.0, log_dir: str | Path | None = None):
-    """Yield a :class:`LocalServer` for ``model_uri`` (e.g. ``models:/ES_MODEL_setup_v2@champion``)."""
+    """Yield a :class:`LocalServer` for ``model_uri`` (e.g. ``models:/ES_MODEL_setup_v3@champion``)."""
     port = port or free_port(host)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
     # The server execs ``uvicorn`` by name: put this interpreter's bin folder first on PATH.

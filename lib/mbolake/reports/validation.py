@@ -96,7 +96,7 @@ def latest_snapshot(profile: Profile, model_id: str) -> tuple[Path, dict] | None
 
 def champion_name(model_id: str) -> str:
     """The registered name of the 3-class setup model (as ``ml.registry.registered_model_name``)."""
-    return f"{model_id}_setup_v2"
+    return f"{model_id}_setup_v3"
 
 
 def champion(profile: Profile, model_id: str):

@@ -236,7 +236,7 @@ def main_run(names, parameters, run_id, profile_name, after=None) -> int:
     return 0
 
 
-def champion_report(profile: Profile, model_name: str = "ES_MODEL_setup_v2") -> str:
+def champion_report(profile: Profile, model_name: str = "ES_MODEL_setup_v3") -> str:
     """The served champion: its MLflow run and the test metrics it was registered with."""
     import mlflow
 

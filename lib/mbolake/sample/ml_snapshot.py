@@ -18,9 +18,9 @@ CLASSES = ("BREAK", "CHOP", "REJECT")
 
 
 def _layout():
-    from ..features.setup_vector import FEATURE_SET, SETUP_V2_LAYOUT
+    from ..features.setup_vector import FEATURE_SET, SETUP_V3_LAYOUT
 
-    return FEATURE_SET, list(SETUP_V2_LAYOUT)
+    return FEATURE_SET, list(SETUP_V3_LAYOUT)
 
 
 def synthetic_training_frame(n_sessions: int = 8, episodes_per_session: int = 30, seed: int = 7,

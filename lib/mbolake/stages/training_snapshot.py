@@ -77,7 +77,7 @@ def export_training_snapshot(ctx: Context, model_id: str, run_date: dt.date, com
     it again for the same snapshot returns the existing folder untouched (``created=False``);
     a different snapshot for an existing folder raises ``SnapshotConflict`` (module docstring).
     """
-    from ..features.setup_vector import FEATURE_SET, SETUP_V2_LAYOUT
+    from ..features.setup_vector import FEATURE_SET, SETUP_V3_LAYOUT
     from ..io import delta_tables
 
     target = ctx.profile.snapshot_dir(model_id, run_date)
@@ -92,7 +92,7 @@ def export_training_snapshot(ctx: Context, model_id: str, run_date: dt.date, com
     data = parquet_bytes(pdf)
     manifest = {
         "model_id": model_id, "run_date": target.name, "feature_set": FEATURE_SET,
-        "feature_layout": list(SETUP_V2_LAYOUT), "complete_only": complete_only, "rows": len(pdf),
+        "feature_layout": list(SETUP_V3_LAYOUT), "complete_only": complete_only, "rows": len(pdf),
         "outcomes": pdf["outcome"].value_counts().to_dict(),
         "sessions": sorted(str(d) for d in pdf["session_date"].unique()),
         "delta_versions": {TRAINING_VIEW.name: view.version,
