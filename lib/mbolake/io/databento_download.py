@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime.dotenv import load_dotenv
 from .landing import day_folder
 
 
@@ -36,10 +37,11 @@ class DownloadRequest:
 
 
 def api_key() -> str:
+    load_dotenv()
     key = os.environ.get("DATABENTO_API_KEY", "").strip()
     if not key:
         raise MissingApiKey(
-            "DATABENTO_API_KEY is not set: export it (or put it in a .env file, never committed) to download "
+            "DATABENTO_API_KEY is not set: export it (or put it in the project's .env file, never committed) to download "
             "real data. Without a key, use notebooks/00_setup/02_generate_sample for the embedded sample."
         )
     return key

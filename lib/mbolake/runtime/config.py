@@ -144,4 +144,7 @@ def load_profile(name: str | None = None) -> Profile:
         known = sorted(p.stem for p in (root / "conf").glob("*.yaml"))
         raise ProfileError(f"unknown profile {name!r}: no {path} (known: {', '.join(known)})")
     settings = yaml.safe_load(path.read_text()) or {}
+    from .dotenv import load_dotenv  # ${VAR} placeholders may be filled from .env
+
+    load_dotenv()
     return Profile(name=name, root=root, settings=_expand(settings, name))
