@@ -101,10 +101,13 @@ def champion_name(model_id: str) -> str:
 
 def champion(profile: Profile, model_id: str):
     """The registered champion's version (``None`` without a registry or a champion)."""
+    uri = profile.mlflow_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no store yet; asking MLflow would create one
     try:
         import mlflow
 
-        mlflow.set_tracking_uri(profile.mlflow_tracking_uri)
+        mlflow.set_tracking_uri(uri)
         return mlflow.MlflowClient().get_model_version_by_alias(champion_name(model_id), "champion")
     except Exception:  # no store, no model, no alias: the chain stops before the model
         return None

@@ -1,0 +1,58 @@
+"""One small lake for all report tests (built once per session, ~5 s), and the browser."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from tests.helpers import make_project
+from tests.reports.small_lake import build_small_lake
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def small_lake(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("report_lake"))
+    old = os.environ.get("MBOLAKE_HOME")
+    os.environ["MBOLAKE_HOME"] = str(root)
+    try:
+        build_small_lake(root)
+        yield root
+    finally:
+        if old is None:
+            os.environ.pop("MBOLAKE_HOME", None)
+        else:
+            os.environ["MBOLAKE_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (never a downloaded browser build)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield instance
+        instance.close()
+
+
+def open_page(browser, path, screenshot=None):
+    """Open a local HTML file; return (plotly divs, drawn plotly svgs, console errors, outside requests)."""
+    page = browser.new_page(viewport={"width": 1200, "height": 1400})
+    errors, requests = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    page.goto(path.resolve().as_uri())
+    page.wait_for_function("document.querySelectorAll('div.plotly-graph-div').length === "
+                           "document.querySelectorAll('div.plotly-graph-div svg.main-svg').length / 3 || "
+                           "document.querySelectorAll('div.plotly-graph-div').length === 0", timeout=20_000)
+    divs = page.locator("div.plotly-graph-div").count()
+    drawn = page.locator("div.plotly-graph-div:has(svg.main-svg)").count()
+    if screenshot:
+        page.screenshot(path=str(screenshot))
+    page.close()
+    return divs, drawn, errors, requests

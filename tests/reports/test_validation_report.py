@@ -1,0 +1,86 @@
+"""The validation report on a small generated lake: rendered through papermill + nbconvert into one
+self-contained HTML file, opened in headless Chromium; a failed run still gets its report."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from mbolake.reports import render
+from mbolake.runtime import orchestrator
+from mbolake.runtime.config import load_profile
+
+from tests.reports.conftest import open_page
+from tests.reports.small_lake import write_run
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def failed_run_report(small_lake):
+    write_run(small_lake, "failed-run", failed_at="20_silver/23_silver_approach")
+    [result] = render.render_reports(["validation"], load_profile("local"), "failed-run", log=lambda _: None)
+    return result
+
+
+def test_the_report_shows_every_problem_in_red(failed_run_report):
+    assert failed_run_report.status == "ok", failed_run_report.error
+    page = failed_run_report.html.read_text()
+    assert 'data-status="failed"' in page and "PROBLEMS FOUND" in page
+    statuses = {name: status for status, name in re.findall(r'check-(\w+)"[^>]*>\w+</td><td[^>]*><b>([\w ]+)</b>', page)}
+    assert statuses == {"notebooks": "failed", "bronze files": "failed", "book quality": "failed",
+                        "engine parity": "missing", "lineage": "missing"}
+    assert "failed at 20_silver/23_silver_approach: cell [3]: ValueError" in page
+    assert "2 landed, 0 skipped, 1 quarantined" in page and "glbx-mdp3-20251110.mbo.dbn.zst" in page
+    assert "ends inside a frame" in page  # the quarantine reason
+    assert re.search(r"seq_jumps [\d,]+", page)  # the generated feed's sequence gaps are counted, in red
+    for section in ("Notebooks of the run", "Bronze: files landed, skipped, quarantined",
+                    "Book quality per contract and session", "Engine parity", "Lineage"):
+        assert section in page
+    assert 'class="jp-OutputArea-output" data-mime-type="application/vnd.jupyter.stderr"' not in page  # no error cells
+
+
+def test_the_html_is_self_contained(failed_run_report):
+    page = failed_run_report.html.read_text()
+    assert not re.search(r'<script[^>]+src="https?://', page) and not re.search(r'<link[^>]+href="https?://', page)
+    assert page.count('class="plotly-graph-div"') == 2  # file statuses, book alarm counters
+    assert "Plotly.newPlot" in page
+
+
+def test_index_lists_the_run_with_its_status_and_report(failed_run_report, small_lake):
+    index = (small_lake / "runs" / "index.html").read_text()
+    assert '<tr class="failed"><td>failed-run</td>' in index
+    assert 'href="failed-run/reports/validation.html"' in index
+
+
+@pytest.mark.browser
+def test_chromium_draws_every_figure_without_errors(failed_run_report, browser, tmp_path):
+    divs, drawn, errors, requests = open_page(browser, failed_run_report.html, tmp_path / "validation.png")
+    assert (divs, drawn) == (2, 2)
+    assert errors == [] and requests == []
+    assert (tmp_path / "validation.png").stat().st_size > 10_000
+
+
+def test_a_failed_notebook_run_still_writes_its_validation_report(small_lake, monkeypatch, capsys):
+    monkeypatch.delenv("DATABENTO_API_KEY", raising=False)
+    profile = load_profile("local")
+
+    def validation_only(profile, run_id):
+        render.render_reports(["validation"], profile, run_id, log=lambda _: None)
+
+    code = orchestrator.main_run(["00_setup/01_download_databento"], {}, "no-key", None, validation_only)
+    assert code == 1
+    page = (small_lake / "runs" / "no-key" / "reports" / "validation.html").read_text()
+    assert "failed at 00_setup/01_download_databento" in page and "DATABENTO_API_KEY is not set" in page
+    assert '<tr class="failed"><td>no-key</td>' in (small_lake / "runs" / "index.html").read_text()
+    assert profile.name == "local"
+
+
+@pytest.mark.skipif(shutil.which("quarto") is None, reason="the Quarto CLI is not on PATH (it cannot be installed "
+                    "on this machine: see docs/reports.md); the nbconvert path above covers the same sources")
+def test_quarto_renders_the_same_source(small_lake):
+    write_run(small_lake, "quarto-run")
+    result = render.render_report("validation", load_profile("local"), "quarto-run", engine="quarto")
+    assert result.status == "ok", result.error
+    assert "PROBLEMS FOUND" in result.html.read_text()
