@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name mbolake --display-name "mbolake (.venv)" >/dev/null
-	$(VENV)/bin/mbolake warm    # resolves Delta Lake from Maven Central once (cached in ~/.cache/mbolake/ivy)
+	$(VENV)/bin/mbolake warm    # resolves Delta Lake + Spark Kafka (~/.cache/mbolake/ivy) and the Kafka broker (~/.cache/mbolake/kafka) once
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not spark and not notebooks and not serve"
+	$(PY) -m pytest -q -m "not slow and not spark and not notebooks and not serve and not kafka"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

@@ -1,0 +1,152 @@
+"""Streaming jobs in the background: ``mbolake stream start|stop|status``.
+
+A job is ``python -m mbolake.realtime.jobs run <name>`` in its own process group, its output in
+``runs/streams/<name>.log``, its pid in ``<name>.pid.json`` and its last micro-batch in
+``<name>.status.json``. ``stop`` sends SIGTERM (the query stops between micro-batches); the
+checkpoint makes any stop, SIGKILL included, safe to restart from.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..runtime.config import Profile, load_profile
+from .bus import BusSettings, settings_from
+
+JOBS = ("rt_bronze",)
+
+
+def stream_dir(profile: Profile) -> Path:
+    return Path(profile.runs_root) / "streams"
+
+
+def _check_name(name: str) -> None:
+    if name not in JOBS:
+        raise ValueError(f"unknown stream job {name!r}; known: {', '.join(JOBS)}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def status(profile: Profile, name: str | None = None) -> list[dict]:
+    rows = []
+    for job in [name] if name else JOBS:
+        _check_name(job)
+        folder = stream_dir(profile)
+        pid_file, status_file = folder / f"{job}.pid.json", folder / f"{job}.status.json"
+        info = json.loads(pid_file.read_text()) if pid_file.exists() else {}
+        last = json.loads(status_file.read_text()) if status_file.exists() else {}
+        rows.append({"job": job, "running": bool(info) and _alive(info["pid"]), "pid": info.get("pid"),
+                     "log": str(folder / f"{job}.log"), "last_batch": last})
+    return rows
+
+
+def start(profile: Profile, name: str, *, bootstrap: str | None = None, topic: str | None = None,
+          max_offsets: int | None = None, env: dict | None = None) -> dict:
+    """Start job ``name`` in the background (refused when it already runs); returns its pid and log."""
+    _check_name(name)
+    [current] = status(profile, name)
+    if current["running"]:
+        raise RuntimeError(f"stream job {name} is already running (pid {current['pid']}); `mbolake stream stop {name}` first")
+    folder = stream_dir(profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "mbolake.realtime.jobs", "run", name, "--profile", profile.name]
+    for flag, value in (("--bootstrap", bootstrap), ("--topic", topic), ("--max-offsets", max_offsets)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    log = open(folder / f"{name}.log", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "MBOLAKE_HOME": str(profile.root), **(env or {})})
+    info = {"pid": proc.pid, "started": time.time(), "cmd": cmd}
+    (folder / f"{name}.pid.json").write_text(json.dumps(info))
+    return info | {"log": str(folder / f"{name}.log")}
+
+
+def stop(profile: Profile, name: str, timeout: float = 90.0) -> bool:
+    """SIGTERM the job's process group, SIGKILL it after ``timeout``; False when it was not running."""
+    [current] = status(profile, name)
+    if not current["running"]:
+        return False
+    pid = current["pid"]
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.time() + timeout
+    while _alive(pid) and time.time() < deadline:
+        _reap(pid)
+        time.sleep(0.3)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    _reap(pid)
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+# -- the job process ----------------------------------------------------------------------
+
+
+def rt_bronze_config(profile: Profile, topic: str | None = None, max_offsets: int | None = None):
+    from .rt_bronze import RtBronzeConfig
+
+    streams = profile.settings.get("streams", {})
+    return RtBronzeConfig(
+        lake_root=profile.lake_root, checkpoint=f"{profile.lake_root}/checkpoints/rt_bronze",
+        topic=topic or streams.get("mbo_topic", "mbo_raw"),
+        max_offsets_per_trigger=int(max_offsets or streams.get("max_offsets_per_trigger", 200_000)),
+        trigger_seconds=float(streams.get("trigger_seconds", 1.0)),
+    )
+
+
+def run_rt_bronze(profile: Profile, settings: BusSettings, *, topic: str | None = None, max_offsets: int | None = None,
+                  available_now: bool = False) -> None:
+    """Run rt bronze in this process until SIGTERM (or, with ``available_now``, until the topic is drained)."""
+    from ..runtime.spark import get_spark
+    from . import rt_bronze
+
+    config = rt_bronze_config(profile, topic, max_offsets)
+    spark = get_spark(profile, app_name="rt_bronze")
+    folder = stream_dir(profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    query = rt_bronze.start(spark, settings, config, available_now=available_now,
+                            status_path=str(folder / "rt_bronze.status.json"))
+    signal.signal(signal.SIGTERM, lambda *_: query.stop())
+    print(f"rt_bronze: reading {config.topic} on {settings.bootstrap}, checkpoint {config.checkpoint}", flush=True)
+    query.awaitTermination()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mbolake.realtime.jobs")
+    parser.add_argument("action", choices=["run"])
+    parser.add_argument("name", choices=JOBS)
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--bootstrap", default=None)
+    parser.add_argument("--topic", default=None)
+    parser.add_argument("--max-offsets", type=int, default=None)
+    parser.add_argument("--available-now", action="store_true")
+    args = parser.parse_args(argv)
+    profile = load_profile(args.profile)
+    settings = settings_from(profile.settings.get("bus", {}), args.bootstrap)
+    run_rt_bronze(profile, settings, topic=args.topic, max_offsets=args.max_offsets, available_now=args.available_now)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
