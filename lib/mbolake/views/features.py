@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
@@ -120,4 +121,84 @@ def plot_bar_features(ctx, contract_id: str, session_date: dt.date,
     for i, name in enumerate(features, start=1):
         fig.add_trace(go.Scattergl(x=times, y=pdf[name], name=name, line=dict(width=1)), i, 1)
     fig.update_layout(height=200 * len(features), showlegend=False, title=f"5-second features, {session_date}")
+    return fig
+
+
+BAND_NAMES = ("p0_1", "p1_2", "p2_3", "p3_5", "p5_10")
+BAND_SIDES = (("bid", "below"), ("ask", "above"))
+
+
+def band_quantities(bars: pd.DataFrame) -> pd.DataFrame:
+    """Band quantities (contracts within 0-1, 1-2, 2-3, 3-5, 5-10 points of the microprice, the
+    whole book) of each bar's end, long form: bar_ts, side, band, qty_eob, frac_eob, frac_twa.
+
+    ``silver.bar_5s`` stores the p0_1 quantity and every band's fraction of the side's
+    five-band total, so band b's quantity is qty_p0_1 * frac_b / frac_p0_1 (exact, rounded
+    to whole contracts, while p0_1 holds depth, i.e. whenever the spread is at most a point;
+    NaN otherwise); a band whose fraction is 0 holds 0."""
+    parts = []
+    for side, where in BAND_SIDES:
+        q0 = bars[f"bar5s_depth_{where}_p0_1_qty_eob"].to_numpy(float)
+        f0 = bars[f"bar5s_depth_{where}_p0_1_frac_eob"].to_numpy(float)
+        for band in BAND_NAMES:
+            frac = bars[f"bar5s_depth_{where}_{band}_frac_eob"].to_numpy(float)
+            derived = np.round(q0 * frac / np.where(f0 > 0, f0, 1.0))
+            qty = np.where(frac == 0, 0.0, np.where(f0 > 0, derived, np.nan))  # frac 0: no depth in the band
+            parts.append(pd.DataFrame({"bar_ts": bars["bar_ts"].to_numpy(), "side": side, "band": band,
+                                       "qty_eob": qty, "frac_eob": frac,
+                                       "frac_twa": bars[f"bar5s_depth_{where}_{band}_frac_twa"].to_numpy(float)}))
+    out = pd.concat(parts, ignore_index=True)
+    out["band"] = pd.Categorical(out["band"], categories=list(BAND_NAMES), ordered=True)
+    return out.sort_values(["bar_ts", "side", "band"], kind="stable").reset_index(drop=True)
+
+
+def band_quantity_frame(ctx, contract_id: str, session_date: dt.date) -> pd.DataFrame:
+    """:func:`band_quantities` of one contract-session's bars; ``time`` in the exchange zone
+    (carried in ``attrs["timezone"]``)."""
+    where = [f"bar5s_depth_{w}_{b}_frac_{s}" for _, w in BAND_SIDES for b in BAND_NAMES for s in ("eob", "twa")]
+    columns = ["bar_ts", "bar5s_depth_below_p0_1_qty_eob", "bar5s_depth_above_p0_1_qty_eob", *where]
+    bars = read_frame(ctx, BAR_5S, columns, one_session(contract_id, session_date), "the band quantities")
+    if bars.empty:
+        raise ValueError(f"silver.bar_5s has no bars for {contract_id} on {session_date}")
+    frame = band_quantities(bars.sort_values("bar_ts", kind="stable"))
+    timezone = contract_timezone(contract_id)
+    frame.insert(1, "time", local_times(frame["bar_ts"], timezone))
+    frame.attrs["timezone"] = timezone
+    return frame
+
+
+def band_quantity_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per side and band: bars, the share of bars whose band held depth at the bar's end and at
+    any time in it (frac > 0), and the mean / median / max quantity at the bar's end."""
+    g = frame.groupby(["side", "band"], observed=True, sort=True)
+    summary = g.agg(bars=("bar_ts", "size"), mean_qty=("qty_eob", "mean"), median_qty=("qty_eob", "median"),
+                    max_qty=("qty_eob", "max"))
+    summary.insert(1, "share_with_depth_eob", g["frac_eob"].apply(lambda s: float((s > 0).mean())))
+    summary.insert(2, "share_with_depth_twa", g["frac_twa"].apply(lambda s: float((s > 0).mean())))
+    return summary.reset_index().round({"mean_qty": 1, "share_with_depth_eob": 4, "share_with_depth_twa": 4})
+
+
+def plot_band_quantities(frame: pd.DataFrame, title: str, timezone: str | None = None):
+    """Band quantity at each bar's end over the session, one line per band; bid side (below the
+    microprice) on top, ask side (above) below."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    timezone = timezone or frame.attrs.get("timezone")
+    if not timezone:
+        raise ValueError("plot_band_quantities needs the frame of band_quantity_frame or timezone=")
+    colors = dict(zip(BAND_NAMES, ("#1f77b4", "#2ca02c", "#ff7f0e", "#d62728", "#9467bd")))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("bid side: contracts below the microprice",
+                                        "ask side: contracts above the microprice"))
+    for row, (side, _) in enumerate(BAND_SIDES, start=1):
+        part = frame[frame["side"] == side]
+        for band in BAND_NAMES:
+            one = part[part["band"] == band]
+            fig.add_trace(go.Scattergl(x=local_times(one["bar_ts"], timezone), y=one["qty_eob"], mode="lines",
+                                       name=band, legendgroup=band, showlegend=row == 1,
+                                       line=dict(width=1, color=colors[band])), row, 1)
+        fig.update_yaxes(title_text="contracts", row=row, col=1)
+    fig.update_layout(title=title, height=620, legend_title_text="band (points)",
+                      xaxis2_title=time_label(timezone))
     return fig
