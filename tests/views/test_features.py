@@ -16,6 +16,7 @@ from mbolake.runtime.config import load_profile
 from mbolake.runtime.context import Context
 from mbolake.schemas import BAR_5S
 from mbolake.views import features as views
+
 from tests.features.test_bars import W0, S, mbo
 
 CONTRACT = "GLBX.MDP3:ESZ5"
