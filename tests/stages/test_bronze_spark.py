@@ -59,9 +59,10 @@ def test_real_files_of_all_three_dbn_versions_land_with_identical_exact_values(s
 
     summary = BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
 
-    assert [f.status for f in summary.details.itertuples()] == ["ingested"] * 4
+    # the .dbn and the .dbn.zst of v3 hold the same DBN stream: one content key, landed once
+    assert [f.status for f in summary.details.itertuples()] == ["ingested"] * 3 + ["skipped_duplicate"]
     rows = bronze(ctx).orderBy("source_file", "record_index").toPandas()
-    assert len(rows) == 8
+    assert len(rows) == 6
     per_file = [g[DATABENTO_FIELDS].reset_index(drop=True) for _, g in rows.groupby("source_file")]
     for other in per_file[1:]:
         assert other.equals(per_file[0])
@@ -73,7 +74,7 @@ def test_real_files_of_all_three_dbn_versions_land_with_identical_exact_values(s
     assert set(rows.session_date) == {dt.date(2020, 12, 28)} and set(rows.venue) == {"GLBX.MDP3"}
     assert sorted(rows.record_index.unique()) == [0, 1]
     manifest = delta_tables.read(ctx.profile, INGEST_MANIFEST).to_pandas()
-    assert sorted(manifest.dbn_version) == [1, 2, 3, 3]
+    assert sorted(manifest.dbn_version.dropna()) == [1, 2, 3]
 
 
 def test_generated_day_lands_exactly_as_databento_decodes_it(spark, project, generated_day):

@@ -121,7 +121,7 @@ class BronzeProcessDBN:
         for path in misnamed:
             outcomes.append(self._skip_name(ctx, Path(path), product.underlier, itype))
         versions = {t.name: delta_tables.version(ctx.profile, t) for t in (BRONZE_MBO, INGEST_MANIFEST, QUARANTINE)}
-        return bronze_summary(ctx.batch_id, outcomes, versions, time.perf_counter() - started)
+        return bronze_summary(ctx.batch_id, outcomes, versions, time.perf_counter() - started).record()
 
     # -- one file ---------------------------------------------------------------------
 
