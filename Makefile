@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not spark and not notebooks and not serve and not kafka"
+	$(PY) -m pytest -q -m "not slow and not spark and not notebooks and not serve and not kafka and not browser"
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
