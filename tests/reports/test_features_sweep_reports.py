@@ -1,0 +1,70 @@
+"""The features and sweep reports on a generated training snapshot with a real 3-trial sweep in a
+local MLflow store: every section and figure rendered, no error cells, drawn in headless Chromium."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from mbolake.reports import render
+from mbolake.runtime.config import load_profile
+
+from tests.reports.conftest import open_page
+from tests.reports.small_lake import write_run
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def rendered(small_lake):
+    from mbolake.ml import registry, split, sweep, tracking
+    from mbolake.sample.ml_snapshot import write_synthetic_snapshot
+
+    profile = load_profile("local")
+    snapshot = write_synthetic_snapshot(profile.ml_artifacts_root, "ES_MODEL", dt.date(2026, 1, 6), n_sessions=8,
+                                        episodes_per_session=20)
+    tracking.setup_mlflow(profile)
+    split.split_snapshot(snapshot, "default", fractions=(0.6, 0.2, 0.2), overwrite=True)
+    registry.register_best(sweep.run_sweep(snapshot / "splits" / "default", max_evals=3, seed=3))
+    write_run(small_lake, "ml-run")
+    results = render.render_reports(["features", "sweep"], profile, "ml-run", log=lambda _: None)
+    return {r.name: r for r in results}
+
+
+def text_outputs(page: str) -> str:
+    return re.sub(r"<[^>]+>", " ", page)
+
+
+def test_features_report_sections_and_figures(rendered):
+    result = rendered["features"]
+    assert result.status == "ok", result.error
+    page = result.html.read_text()
+    for section in ("Episodes and label balance per session", "NaN and inf per feature family",
+                    "Distributions per family, level type and direction", "Drift across sessions"):
+        assert section in page
+    # label balance + six families + drift
+    assert page.count('class="plotly-graph-div"') == 8
+    assert "160 episodes" in text_outputs(page)
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in page and "Traceback" not in text_outputs(page)
+
+
+def test_sweep_report_sections_and_figures(rendered):
+    result = rendered["sweep"]
+    assert result.status == "ok", result.error
+    page = result.html.read_text()
+    text = text_outputs(page)
+    assert re.search(r"champion ES_MODEL_setup_v\d v1", text)
+    # loss over time, parameters vs loss, confusion matrix, calibration
+    assert page.count('class="plotly-graph-div"') == 4
+    for column in ("validation", "majority class (validation)", "label prior (test)"):
+        assert column in text
+    assert "log_loss" in text and "macro_f1" in text and "sweep_run_id" in text and "data_version" in text
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name, figures", [("features", 8), ("sweep", 4)])
+def test_chromium_draws_the_figures(rendered, browser, tmp_path, name, figures):
+    divs, drawn, errors, requests = open_page(browser, rendered[name].html, tmp_path / f"{name}.png")
+    assert (divs, drawn) == (figures, figures)
+    assert errors == [] and requests == []
