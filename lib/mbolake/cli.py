@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="report parameter (model_id, sessions, ...)")
     report.add_argument("--profile", default=None)
 
-    sub.add_parser("warm", help="resolve the Delta Lake jars from Maven Central once and check Spark starts")
+    sub.add_parser("warm", help="resolve the Delta Lake, Spark Kafka and Kafka broker jars once and check Spark starts")
+
+    from .realtime.commands import add_commands
+
+    add_commands(sub)  # bus, feed, stream
 
     book = sub.add_parser("book", help="order-book tools")
     book_sub = book.add_subparsers(dest="book_command", required=True)
@@ -90,11 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "book":
         return book_replay(args)
+    if args.command in ("bus", "feed", "stream"):
+        from .realtime.commands import run as run_realtime
+
+        return run_realtime(args)
     if args.command == "warm":
+        from .realtime.bus import resolve_jars
+
+        print(f"Kafka broker jars: {resolve_jars()}")
         from .runtime.spark import get_spark
 
         spark = get_spark()
-        print(f"Spark {spark.version} with Delta Lake is ready")
+        print(f"Spark {spark.version} with Delta Lake and the Kafka source is ready")
         return 0
     if args.command == "report":
         from .reports.render import main_report

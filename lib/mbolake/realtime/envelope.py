@@ -54,8 +54,10 @@ def _ints(table: pa.Table, name: str) -> list[int]:
     return table.column(name).to_numpy().tolist()
 
 
-def encode(table: pa.Table, key_prefix: str) -> list[tuple[bytes, bytes]]:
-    """``bronze.mbo`` rows -> ``(message key, JSON value)`` pairs; the key is the contract id."""
+def encode(table: pa.Table, key_prefix: str, keys: list[str] | None = None) -> list[tuple[bytes, bytes]]:
+    """``bronze.mbo`` rows -> ``(message key, JSON value)`` pairs; the key is the contract id.
+
+    ``keys`` (live records) replaces the ``<key_prefix>:<record_index>`` event keys."""
     n = table.num_rows
     if n == 0:
         return []
@@ -68,7 +70,9 @@ def encode(table: pa.Table, key_prefix: str) -> list[tuple[bytes, bytes]]:
                       price.fill_null(0).to_numpy().astype(str)).tolist()
     dates = table.column("session_date").cast(pa.string()).to_pylist()
     contracts = [c.encode() for c in table.column("contract_id").to_pylist()]
-    cols["event_key"] = ['"%s"' % event_key(key_prefix, i) for i in ints["record_index"]]
+    if keys is None:
+        keys = [event_key(key_prefix, i) for i in ints["record_index"]]
+    cols["event_key"] = ['"%s"' % k for k in keys]
     cols["price"] = prices
     cols["session_date"] = ['"%s"' % d for d in dates]
     columns = [cols[name] if name in cols else ints[name] for name in _ORDER]

@@ -1,0 +1,72 @@
+"""rt bronze as a background job (``mbolake stream start|stop|status``), killed with SIGKILL at
+random points and restarted from its checkpoint: every event of the topic lands exactly once."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+
+import pytest
+from deltalake import DeltaTable
+
+from mbolake.io.dbn import read_mbo
+from mbolake.realtime import feed, jobs
+from mbolake.realtime.bus import BusSettings
+from mbolake.runtime.config import load_profile
+from mbolake.schemas import BRONZE_MBO_STREAM
+
+pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
+
+
+def last_batch(profile) -> int:
+    path = jobs.stream_dir(profile) / "rt_bronze.status.json"
+    return json.loads(path.read_text())["batch_id"] if path.exists() else -1
+
+
+def wait_for(condition, timeout: float, what: str, profile):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    log = (jobs.stream_dir(profile) / "rt_bronze.log").read_text(errors="replace")[-3000:]
+    raise AssertionError(f"timed out waiting for {what}; job log:\n{log}")
+
+
+def landed(profile):
+    path = profile.table_path(BRONZE_MBO_STREAM.name)
+    if not DeltaTable.is_deltatable(path):
+        return None
+    return DeltaTable(path).to_pyarrow_table(columns=["event_key", "record_index"])
+
+
+def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(project, broker, topic, small_session):
+    profile = load_profile("local")
+    _, records = read_mbo(small_session)
+    feed.replay(small_session, BusSettings(broker["bootstrap"]), topic=topic, speed="max", report=None)
+    rng = random.Random(15)
+    kills = 0
+    for _ in range(3):
+        before = last_batch(profile)
+        info = jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=1_200)
+        with pytest.raises(RuntimeError, match="already running"):
+            jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic)
+        wait_for(lambda: last_batch(profile) > before, 180, "a micro-batch", profile)  # noqa: B023
+        time.sleep(rng.uniform(0.0, 4.0))  # somewhere inside a later micro-batch
+        os.killpg(info["pid"], signal.SIGKILL)
+        wait_for(lambda: not jobs.status(profile, "rt_bronze")[0]["running"], 30, "the kill", profile)  # noqa: B023
+        kills += 1
+        table = landed(profile)
+        assert table.num_rows < len(records), "the job finished before it was killed: the test proves nothing"
+    jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=5_000)
+    wait_for(lambda: (t := landed(profile)) is not None and t.num_rows >= len(records), 300, "every event", profile)
+    time.sleep(3)  # a late duplicate would show up here
+    assert jobs.stop(profile, "rt_bronze") is True
+    assert jobs.status(profile, "rt_bronze")[0]["running"] is False
+    table = landed(profile)
+    assert kills == 3
+    assert table.num_rows == len(records)
+    assert len(set(table.column("event_key").to_pylist())) == len(records)
+    assert sorted(table.column("record_index").to_pylist()) == list(range(len(records)))
