@@ -95,8 +95,7 @@ class BusSettings:
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     secret: str | None = field(default=None, repr=False)
-    ssl_ca_pem: str | None = None  # trust for a self-signed broker certificate (tests only)
-    ssl_truststore: str | None = None  # the same for the JVM (PKCS12 file)
+    ssl_ca_pem: str | None = None  # trust for a self-signed broker certificate (tests only; PEM, both clients)
 
     def producer_config(self) -> dict:
         conf = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
@@ -118,9 +117,9 @@ class BusSettings:
                 "org.apache.kafka.common.security.plain.PlainLoginModule required "
                 f'username="{user}" password="{password}";'
             )
-        if self.ssl_truststore:
-            opts["kafka.ssl.truststore.location"] = self.ssl_truststore
-            opts["kafka.ssl.truststore.type"] = "PKCS12"
+        if self.ssl_ca_pem:
+            opts["kafka.ssl.truststore.location"] = self.ssl_ca_pem
+            opts["kafka.ssl.truststore.type"] = "PEM"
         return opts
 
 
@@ -153,6 +152,7 @@ def check_bus(settings: BusSettings, topics: tuple[str, ...] = (), timeout: floa
     try:
         meta = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
+        admin.poll(1.0)  # serves the error callbacks: the reason (refused SASL, TLS, connection) is in them
         detail = "; ".join(dict.fromkeys(errors)) or str(exc)
         if "SASL" in detail or "uthenticat" in detail:
             raise BusError(f"broker {settings.bootstrap} refused the credentials of user {settings.sasl_username!r}: {detail}") from None
