@@ -33,6 +33,7 @@ import pyarrow.fs as pafs
 
 from ..core.prefetch import prefetch
 from ..io import delta_tables
+from ..runtime import faults
 from ..runtime.context import Context
 from ..schemas import Table, check_schema
 from .base import (
@@ -91,6 +92,7 @@ class LocalEngine(Engine):
         where = keys_predicate(keys)
         replace(self.ctx, outputs[0], first_output_parts(), where, lineage)
         for output in outputs[1:]:
+            faults.reach("stage.between_outputs")
             replace(self.ctx, output, later[output.name], where, lineage)
 
     def collect_groups(self, sources: Sequence[Source], fn: GroupFunction, schema: pa.Schema,
@@ -326,9 +328,9 @@ def produced_in_thread(parts: Iterable, depth: int = 2) -> Iterator:
 
 
 def read_rows(ctx: Context, table: Table, where: ds.Expression | None = None,
-              columns: list[str] | None = None) -> pa.Table:
-    """Rows of ``table`` at its current version (plain types), e.g. to summarise what a stage wrote."""
-    return plain_table(PinnedTable(ctx, table, "a stage summary").read(columns, where))
+              columns: list[str] | None = None, version: int | None = None) -> pa.Table:
+    """Rows of ``table`` at ``version`` (default: current; plain types), e.g. to summarise what a stage wrote."""
+    return plain_table(PinnedTable(ctx, table, "a stage summary", version).read(columns, where))
 
 
 def _any_of(conditions: Iterable[ds.Expression]) -> ds.Expression:

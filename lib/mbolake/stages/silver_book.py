@@ -6,6 +6,13 @@ order-book kernel (``mbolake.book.OrderBook``) in ``CHUNK_RECORDS`` chunks: colu
 the kernel as numpy views and leave it as Arrow arrays, without a Python object per row.
 One replay gives both the MBP-10 rows and the quality counters (on the ``spark`` engine,
 one replay per output table). Re-running for the same sessions replaces those sessions' rows.
+
+Commit order: ``silver.orderbook_state`` first, then ``silver.book_quality`` (two Delta
+commits: between them a reader of the current versions sees new states with the quality
+rows of the run before). The summary records the versions this run left
+(``data_version["outputs"]``) and reads its quality and state counts at those versions; a
+reader wanting both tables of one run reads them there (``views.book.session_book(...,
+version=)``).
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from ..core.constants import UNDEF_PRICE
 from ..core.products import Product
 from ..engines import Condition, Engine, Source, in_dates, where
 from ..engines.local import keys_filter, read_rows
+from ..io import delta_tables
 from ..schemas import BOOK_QUALITY, BOOK_QUALITY_COUNTERS, BRONZE_MBO, ORDERBOOK_STATE
 from .base import Stage, StageSummary
 from .mbo_input import GROUP_INPUT_COLUMNS, kernel_chunks, kernel_input
@@ -102,8 +110,12 @@ class SilverRebuildOrderBook(Stage):
             return self.summary(0, 0, lineage, pd.DataFrame(columns=BOOK_QUALITY.schema.names),
                                 ["no Bronze records in the range"])
         engine.map_groups([bronze], lambda rows: rebuild_contract_session(rows, lineage), self.outputs, keys, lineage)
-        quality = read_rows(engine.ctx, BOOK_QUALITY, keys_filter(keys, BOOK_QUALITY.schema)).to_pandas()
+        written = {t.name: delta_tables.version(engine.ctx.profile, t) for t in self.outputs}
+        quality = read_rows(engine.ctx, BOOK_QUALITY, keys_filter(keys, BOOK_QUALITY.schema),
+                            version=written[BOOK_QUALITY.name]).to_pandas()
         quality = quality.sort_values(["session_date", "contract_id"]).reset_index(drop=True)
         state_rows = read_rows(engine.ctx, ORDERBOOK_STATE, keys_filter(keys, ORDERBOOK_STATE.schema),
-                               ["session_date"]).num_rows
-        return self.summary(int(quality["records"].sum()), state_rows, lineage, quality)
+                               ["session_date"], version=written[ORDERBOOK_STATE.name]).num_rows
+        summary = self.summary(int(quality["records"].sum()), state_rows, lineage, quality)
+        summary.data_version["outputs"] = written
+        return summary

@@ -14,12 +14,16 @@ from .tables import contract_timezone, local_times, one_session, pinned, time_la
 DEPTH_LEVELS = 10
 
 
-def session_book(ctx, contract_id: str, session_date: dt.date, every: int = 1) -> pd.DataFrame:
+def session_book(ctx, contract_id: str, session_date: dt.date, every: int = 1,
+                 version: int | None = None) -> pd.DataFrame:
     """Top of book and ten-level depth of one contract-session, in points and exchange time
-    (column ``time_ny``: the product's time zone, New York for every configured product)."""
+    (column ``time_ny``: the product's time zone, New York for every configured product).
+
+    ``version``: the ``silver.orderbook_state`` version to read (the one a stage run recorded
+    next to its quality rows, ``summary.data_version["outputs"]``); default the current one."""
     bid_sz = [f"bid_sz_{i:02d}" for i in range(DEPTH_LEVELS)]
     ask_sz = [f"ask_sz_{i:02d}" for i in range(DEPTH_LEVELS)]
-    batches = pinned(ctx, ORDERBOOK_STATE, "the order-book view").dataset().to_batches(
+    batches = pinned(ctx, ORDERBOOK_STATE, "the order-book view", version).dataset().to_batches(
         columns=["ts_recv", "bid_px_00", "ask_px_00", *bid_sz, *ask_sz], filter=one_session(contract_id, session_date))
     parts = [pd.DataFrame({  # per batch: the ten size columns are summed before the next batch is read
         "ts_recv": batch.column("ts_recv").to_numpy(),

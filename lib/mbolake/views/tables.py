@@ -13,9 +13,9 @@ from ..engines.local import PinnedTable, all_of, plain_table
 from ..schemas import Table
 
 
-def pinned(ctx, table: Table, needed_by: str) -> PinnedTable:
-    """``table`` at its current version; a clear ``ValueError`` when it does not exist yet."""
-    return PinnedTable(ctx, table, needed_by)
+def pinned(ctx, table: Table, needed_by: str, version: int | None = None) -> PinnedTable:
+    """``table`` at ``version`` (default: its current one); a clear ``ValueError`` when it does not exist yet."""
+    return PinnedTable(ctx, table, needed_by, version)
 
 
 def read_frame(ctx, table: Table, columns: list[str] | None = None, where=None,
