@@ -174,6 +174,12 @@ def ensure_topics(settings: BusSettings, topics: dict[str, int] = TOPICS) -> Non
         except Exception as exc:  # created concurrently by someone else is fine
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BusError(f"cannot create topic {name}: {exc}") from exc
+    # the broker's metadata cache learns of new topics from the controller a moment later
+    deadline = time.time() + 30
+    while new and time.time() < deadline:
+        if all(t.topic in admin.list_topics(timeout=10).topics for t in new):
+            return
+        time.sleep(0.2)
 
 
 # -- the local broker ----------------------------------------------------------------------
