@@ -441,8 +441,15 @@ def _move_edges(depth, base, lim, cum, mf, edges, tick, have):
 
 
 @njit(cache=True, inline="always")
-def _depth_add(depth, gi, lim, cum, s, px, dq, tick):
-    t = px // tick
+def _tick_of(px, tick, itick):
+    """px / tick for a price on the grid (a float product: an integer division costs ten times
+    more); off the grid, tick * result != px."""
+    return np.int64(math.floor(px * itick + 0.5))
+
+
+@njit(cache=True, inline="always")
+def _depth_add(depth, gi, lim, cum, s, px, dq, tick, itick):
+    t = _tick_of(px, tick, itick)
     depth[s, t - gi[G_DBASE]] += dq
     if gi[G_HAVE_LIM] != 0:
         key = t if s == 0 else -t
@@ -648,10 +655,10 @@ def _match_states(ts, act, side, px, sz, fl, s_ts, s_act, s_side, s_px, s_sz, s_
 
 
 @njit(cache=True, inline="always")
-def _change(acc, depth, gi, lim, cum, s, px, dq, p, edges, tick):
+def _change(acc, depth, gi, lim, cum, s, px, dq, p, edges, tick, itick):
     """One size change of the book: the flow of its band and the depth."""
     _flow(acc, s, px, dq, p, edges)
-    _depth_add(depth, gi, lim, cum, s, px, dq, tick)
+    _depth_add(depth, gi, lim, cum, s, px, dq, tick, itick)
 
 
 @njit(cache=True)
@@ -677,6 +684,7 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
     """Feed records[start:] (with their matched states); returns (next record, status)."""
     n = ts.shape[0]
     cap = otab.shape[0]
+    itick = 1.0 / tick
     for i in range(start, n):
         if gi[G_K] >= nbars:
             return n, OK  # window over: nothing left to compute
@@ -688,8 +696,8 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
             px = np.int64(price[i])
             if px != UNDEF and np.int64(size[i]) > 0 and (a == ACT_MODIFY or side[i] == SIDE_BID
                                                           or side[i] == SIDE_ASK):
-                tk = px // tick
-                if px - tk * tick != 0:
+                tk = _tick_of(px, tick, itick)
+                if tk * tick != px:
                     gi[G_BAD_REC] = i
                     return i, OFF_GRID
                 if tk < gi[G_DBASE] or tk - gi[G_DBASE] >= depth.shape[1]:
@@ -739,20 +747,20 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
             if a == ACT_ADD:
                 if s >= 0 and px != UNDEF and sz > 0:
                     if found:  # duplicate add: the order is replaced
-                        _change(acc, depth, gi, lim, cum, otab[h, O_SIDE], otab[h, O_PX], -otab[h, O_SZ], p, edges, tick)
+                        _change(acc, depth, gi, lim, cum, otab[h, O_SIDE], otab[h, O_PX], -otab[h, O_SZ], p, edges, tick, itick)
                     else:
                         otab[h, O_KEY] = oid[i]
                         gi[G_NORD] += 1
                     otab[h, O_SIDE] = s
                     otab[h, O_PX] = px
                     otab[h, O_SZ] = sz
-                    _change(acc, depth, gi, lim, cum, s, px, sz, p, edges, tick)
+                    _change(acc, depth, gi, lim, cum, s, px, sz, p, edges, tick, itick)
             elif a == ACT_CANCEL:
                 if found:
                     osz = otab[h, O_SZ]
                     rm = sz if sz < osz else osz
                     if rm > 0:
-                        _change(acc, depth, gi, lim, cum, otab[h, O_SIDE], otab[h, O_PX], -rm, p, edges, tick)
+                        _change(acc, depth, gi, lim, cum, otab[h, O_SIDE], otab[h, O_PX], -rm, p, edges, tick, itick)
                     if rm == osz:
                         _odelete(otab, h)
                         gi[G_NORD] -= 1
@@ -766,15 +774,15 @@ def _run(ts, act, side, price, size, oid, fl, sidx, spx, sszct, start, w0, bar, 
                         otab[h, O_PX] = px
                         otab[h, O_SZ] = sz
                         gi[G_NORD] += 1
-                        _change(acc, depth, gi, lim, cum, s, px, sz, p, edges, tick)
+                        _change(acc, depth, gi, lim, cum, s, px, sz, p, edges, tick, itick)
                 elif px != UNDEF:
                     os_ = otab[h, O_SIDE]
-                    _change(acc, depth, gi, lim, cum, os_, otab[h, O_PX], -otab[h, O_SZ], p, edges, tick)
+                    _change(acc, depth, gi, lim, cum, os_, otab[h, O_PX], -otab[h, O_SZ], p, edges, tick, itick)
                     if sz <= 0:
                         _odelete(otab, h)
                         gi[G_NORD] -= 1
                     else:
-                        _change(acc, depth, gi, lim, cum, os_, px, sz, p, edges, tick)
+                        _change(acc, depth, gi, lim, cum, os_, px, sz, p, edges, tick, itick)
                         otab[h, O_PX] = px
                         otab[h, O_SZ] = sz
         elif a == ACT_CLEAR:
