@@ -10,6 +10,7 @@ import pytest
 from mbolake.reports import render
 from mbolake.runtime.config import load_profile
 
+from tests.helpers import make_project
 from tests.reports.conftest import open_page
 from tests.reports.small_lake import write_run
 
@@ -17,17 +18,25 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def rendered(small_lake):
+def rendered(tmp_path_factory):
+    """A project of its own (no lake: the snapshot is generated), so the validation tests see none of it."""
     from mbolake.ml import registry, split, sweep, tracking
     from mbolake.sample.ml_snapshot import write_synthetic_snapshot
 
+    root = make_project(tmp_path_factory.mktemp("ml_project"))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MBOLAKE_HOME", str(root))
+        yield build_and_render(root, registry, split, sweep, tracking, write_synthetic_snapshot)
+
+
+def build_and_render(root, registry, split, sweep, tracking, write_synthetic_snapshot):
     profile = load_profile("local")
     snapshot = write_synthetic_snapshot(profile.ml_artifacts_root, "ES_MODEL", dt.date(2026, 1, 6), n_sessions=8,
                                         episodes_per_session=20)
     tracking.setup_mlflow(profile)
     split.split_snapshot(snapshot, "default", fractions=(0.6, 0.2, 0.2), overwrite=True)
     registry.register_best(sweep.run_sweep(snapshot / "splits" / "default", max_evals=3, seed=3))
-    write_run(small_lake, "ml-run")
+    write_run(root, "ml-run")
     results = render.render_reports(["features", "sweep"], profile, "ml-run", log=lambda _: None)
     return {r.name: r for r in results}
 

@@ -53,7 +53,9 @@ class SetupOutcomeModel(PythonModel):
             return model_input[self.layout].astype("float64")
         return pd.DataFrame(np.asarray(model_input, dtype="float64"), columns=self.layout)
 
-    def predict(self, context, model_input, params=None):
+    # A pandas type hint tells MLflow the input is a frame (its schema comes from the logged
+    # signature); without one MLflow warns on every load that the hints are missing.
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         X = self._frame(model_input)
         proba = self.pipeline.predict_proba(X)
         out = pd.DataFrame({f"p_{c}": proba[:, i] for i, c in enumerate(self.classes)})

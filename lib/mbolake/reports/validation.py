@@ -160,11 +160,26 @@ def checks(profile: Profile, run_id: str, model_id: str) -> list[Check]:
     parity = parity_results(profile, run_id)
     out.append(Check("engine parity", "missing" if parity is None else ("ok" if parity["equal"].all() else "failed"),
                      "not recorded in this run" if parity is None else f"{int(parity['equal'].sum())}/{len(parity)} equal"))
-    chain = lineage_chain(profile, model_id)
-    steps = set(chain["step"])
-    out.append(Check("lineage", "ok" if {"raw file", "snapshot", "model"} <= steps else "missing",
-                     " -> ".join(s for s in ("raw file", "snapshot", "model") if s in steps) or "nothing recorded"))
+    out.append(lineage_check(profile, model_id))
     return out
+
+
+def lineage_check(profile: Profile, model_id: str) -> Check:
+    """The chain holds when the snapshot's sessions were all landed from raw files and the
+    champion was trained on that snapshot; a missing link is grey, a broken one red."""
+    chain = lineage_chain(profile, model_id)
+    steps = [s for s in ("raw file", "snapshot", "model") if s in set(chain["step"])]
+    if steps != ["raw file", "snapshot", "model"]:
+        return Check("lineage", "missing", " -> ".join(steps) + " (incomplete)" if steps else "nothing recorded")
+    folder, manifest = latest_snapshot(profile, model_id)
+    landed = read_table(profile, INGEST_MANIFEST, ["status", "session_dates"])
+    days = {str(d) for dates in landed.loc[landed["status"] == "ingested", "session_dates"] for d in dates}
+    not_landed = sorted(set(manifest.get("sessions", [])) - days)
+    trained_on = champion(profile, model_id).tags.get("snapshot", "")
+    problems = ([f"snapshot sessions not landed from raw files: {', '.join(not_landed[:3])}"] if not_landed else []) + (
+        [f"champion trained on {trained_on}, not {folder}"] if Path(trained_on).resolve() != folder.resolve() else [])
+    return Check("lineage", "failed" if problems else "ok",
+                 "; ".join(problems) or f"raw files -> {folder.name} -> champion")
 
 
 def summary_html(found: list[Check]) -> str:
