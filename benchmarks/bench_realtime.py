@@ -42,7 +42,7 @@ def vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def spark_jvm_pid() -> int | None:
+def spark_jvm_pid(broker_pid: int) -> int | None:
     me = os.getpid()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
@@ -51,7 +51,7 @@ def spark_jvm_pid() -> int | None:
                 cmd = (proc / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat[3]) == me and b"java" in cmd:
+            if int(stat[3]) == me and b"java" in cmd and int(proc.name) != broker_pid:
                 return int(proc.name)
     return None
 
@@ -109,7 +109,7 @@ def main() -> None:
             stream_batch_total_s=round(sum(b["seconds"] for b in batches), 1),
             broker_peak_rss_mb=round(vm_hwm_mb(info["pid"])),
         )
-        jvm = spark_jvm_pid()
+        jvm = spark_jvm_pid(info["pid"])
         results["spark_driver_peak_rss_mb"] = round(vm_hwm_mb(jvm)) if jvm else None
         spark.stop()
     finally:

@@ -150,3 +150,55 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# -- for the notebook: one drain of the topic, and what landed ------------------------------
+
+
+def drain_rt_bronze(profile: Profile, settings: BusSettings, *, topic: str | None = None, max_offsets: int | None = None):
+    """Run rt bronze in this process until the topic is drained (trigger availableNow); one row per micro-batch."""
+    import pandas as pd
+
+    from ..runtime.spark import get_spark
+    from . import rt_bronze
+
+    batches: list[dict] = []
+    query = rt_bronze.start(get_spark(profile), settings, rt_bronze_config(profile, topic, max_offsets),
+                            available_now=True, on_batch=batches.append)
+    query.awaitTermination()
+    frame = pd.DataFrame(batches, columns=["batch_id", "messages", "valid", "quarantined", "parse_seconds",
+                                           "merge_seconds", "seconds"])
+    frame["events_per_s"] = (frame["valid"] / frame["seconds"].where(frame["seconds"] > 0)).round(0)
+    return frame
+
+
+def rt_bronze_tables(profile: Profile):
+    """(events per session date and contract in ``bronze.mbo_stream``, ``bronze.quarantine_stream`` rows)."""
+    import pandas as pd
+    from deltalake import DeltaTable
+
+    from ..schemas import BRONZE_MBO_STREAM, QUARANTINE_STREAM
+
+    def read(table, columns):
+        path = profile.table_path(table.name)
+        if not DeltaTable.is_deltatable(path):
+            return pd.DataFrame(columns=columns)
+        return DeltaTable(path).to_pyarrow_table(columns=columns).to_pandas()
+
+    events = read(BRONZE_MBO_STREAM, ["session_date", "contract_id", "event_key", "kafka_partition"])
+    counts = (events.groupby(["session_date", "contract_id", "kafka_partition"]).agg(events=("event_key", "size"),
+              distinct_keys=("event_key", "nunique")).reset_index())
+    quarantine = read(QUARANTINE_STREAM, ["reason", "value", "kafka_partition", "kafka_offset", "stream_batch_id"])
+    return counts, quarantine
+
+
+def plot_batches(batches):
+    """Events per second and seconds per micro-batch (parse + count, MERGE)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_bar(x=batches["batch_id"], y=batches["parse_seconds"], name="parse + count (s)")
+    fig.add_bar(x=batches["batch_id"], y=batches["merge_seconds"], name="MERGE (s)")
+    fig.update_layout(barmode="stack", title="rt bronze: seconds per micro-batch", xaxis_title="micro-batch",
+                      yaxis_title="seconds")
+    return fig
