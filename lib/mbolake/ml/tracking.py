@@ -1,6 +1,8 @@
 """MLflow set-up for a profile (DESIGN.md §3): local = sqlite store + ./mlartifacts."""
 from __future__ import annotations
 
+import logging
+
 import mlflow
 
 DEFAULT_EXPERIMENT = "mbolake-setup-models"
@@ -29,6 +31,9 @@ def setup_mlflow(profile=None, experiment: str = DEFAULT_EXPERIMENT, tracking_ur
     uri = tracking_uri or tracking_uri_for(profile)
     if artifact_root is None and profile is not None:
         artifact_root = artifact_root_for(profile)
+    # MLflow logs at INFO by default (store creation, input-example validation): in a notebook
+    # those land as stderr cells; its warnings and errors still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
