@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from mbolake.reports.render import ReportError, report_names, write_index
+from mbolake.reports.render import ReportError, report_names, shared_parameters, write_index
 from mbolake.reports.sweep import metrics_table
 from mbolake.runtime import run_record
+
+from tests.helpers import REPO
 
 
 def test_metrics_table_has_one_row_per_metric_and_a_column_per_part_and_baseline():
@@ -39,3 +41,9 @@ def test_report_names():
     assert report_names("sweep") == ("sweep",)
     with pytest.raises(ReportError, match="unknown report 'sweeps'"):
         report_names("sweeps")
+
+
+def test_a_run_passes_the_reports_only_the_parameters_they_declare():
+    run = {"profile": "local", "sessions": 6, "intensity": 60_000, "max_evals": 3, "model_id": "ES_MODEL"}
+    for name in ("validation", "features", "sweep"):
+        assert shared_parameters(REPO / "reports" / f"{name}.ipynb", run) == {"model_id": "ES_MODEL"}

@@ -176,6 +176,14 @@ def render_reports(names, profile: Profile, run_id: str, parameters: dict | None
     return results
 
 
+def shared_parameters(source: Path, run_parameters: dict) -> dict:
+    """The run's parameters that the report declares too (``model_id``); the rest are the notebooks' own."""
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(source)))
+    return {k: v for k, v in run_parameters.items() if k in declared and k not in ("profile", "run_id")}
+
+
 def reports_after_run(run_parameters: dict):
     """The hook ``mbolake run`` / ``demo`` call after the notebooks: every report, with the run's
     parameters that the reports declare (e.g. ``model_id``)."""
@@ -184,13 +192,9 @@ def reports_after_run(run_parameters: dict):
         from ..runtime.orchestrator import console_line
 
         source = report_sources(profile)
-        results = []
         for name in REPORTS:
-            import papermill
-
-            declared = set(papermill.inspect_notebook(str(source / f"{name}.ipynb")))
-            shared = {k: v for k, v in run_parameters.items() if k in declared and k not in ("profile", "run_id")}
-            results += render_reports([name], profile, run_id, shared, log=console_line)
+            shared = shared_parameters(source / f"{name}.ipynb", run_parameters)
+            render_reports([name], profile, run_id, shared, log=console_line)
         console_line(f"reports: {Path(profile.runs_root) / run_id / 'reports'}/ ; all runs: "
                      f"{Path(profile.runs_root) / 'index.html'}")
 
