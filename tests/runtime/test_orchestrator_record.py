@@ -73,3 +73,27 @@ def test_spark_starts_without_console_noise(project, tmp_path):
     text = log.read_text()
     assert "resolving dependencies" in text  # Ivy's report went to the log ...
     assert "resolves to a loopback address" not in text and "NativeCodeLoader" not in text  # ... quieter
+
+
+@pytest.mark.spark
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_executed_notebooks_carry_no_start_up_noise_and_figures_that_draw_offline(project):
+    """Spark starts inside 00's kernel: nothing of it in the notebook, all of it in the run's log."""
+    import nbformat
+
+    runs = orchestrator.run_notebooks(["00_setup/00_environment_check", "00_setup/02_generate_sample"],
+                                      {"sessions": 1, "intensity": 10_000}, run_id="quiet", log=lambda _: None)
+    streams, html = [], []
+    for run in runs:
+        for cell in nbformat.read(run.output, as_version=4).cells:
+            for out in cell.get("outputs", []):
+                if out.get("name") == "stderr":
+                    streams.append(out["text"])
+                html.append(out.get("data", {}).get("text/html", ""))
+    assert streams == []  # no Ivy report, no log4j warnings, no tqdm/IProgress or MLflow warnings
+    figures = [h for h in html if "Plotly.newPlot" in h]
+    assert figures and not any("cdnjs" in h for h in figures)  # no MathJax or plotly.js from a CDN
+    assert any(len(h) > 1_000_000 for h in html)  # plotly.js itself, inline once per notebook
+    spark_log = (project / "runs" / "quiet" / "logs" / "00_setup__00_environment_check.log").read_text()
+    assert "resolving dependencies" in spark_log or "Ivy Default Cache" in spark_log
