@@ -291,6 +291,13 @@ def test_depth_array_grows_to_far_prices():
             assert (got[c] == base[c]).all(), c
 
 
+def test_a_price_far_beyond_the_depth_span_is_refused_naming_it():
+    # 1,100,000 points above the market: 4.4 M ticks, more than MAX_DEPTH_TICKS (4,194,304)
+    with pytest.raises(ValueError, match=r"a resting price at tick 4400401 \(1100100.25 points\) would make the "
+                                         r"book's depth span 4401026 ticks \(at most 4194304"):
+        run(preopen([(W0 + 1 * S, "A", "A", 1_100_100.25, 1, 9)]))
+
+
 def test_flow_uses_state_strictly_before_the_record():
     # at W0+1s the ask at 100.25 is cancelled (group 1) and re-added at 101.50 x10 (group 2) at the same
     # timestamp: the add is banded with the microprice before W0+1s (100.125): 1.375 -> p1_2, not with the

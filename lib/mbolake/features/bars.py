@@ -944,8 +944,8 @@ class BarBuilder:
         span = hi - lo + 1
         size = max(2 * n, span + 2048)
         if size > MAX_DEPTH_TICKS:
-            raise ValueError(f"a resting price at tick {tick} ({tick * self.params.tick_size} points) lies "
-                             f"{span} ticks from the book's other prices (at most {MAX_DEPTH_TICKS} are kept)")
+            raise ValueError(f"a resting price at tick {tick} ({tick * self.params.tick_size} points) would make "
+                             f"the book's depth span {span} ticks (at most {MAX_DEPTH_TICKS} are kept)")
         new_base = lo - (size - span) // 2
         self.depth = np.zeros((2, size), np.int64)
         if n:
