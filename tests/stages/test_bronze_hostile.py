@@ -126,8 +126,8 @@ def test_two_processes_ingesting_the_same_new_file_land_it_once(project, generat
 
     name = f"raw-dbn/ES/FUT/{SESSION:%Y%m%d}/{generated_day.name}"
     statuses = sorted((row["status"], row["reason"][-37:]) for rows in results for row in rows if row["path"] == name)
-    assert bronze_rows(ctx).num_rows == before + 59_166
-    assert statuses == [("ingested", ""), ("skipped_duplicate", "was committed by a concurrent writer)")]
+    assert bronze_rows(ctx).num_rows == before + 59_166, results
+    assert statuses == [("ingested", ""), ("skipped_duplicate", "was committed by a concurrent writer)")], results
     rows = manifest(ctx)
     assert rows[rows.path == name].status.value_counts().to_dict() == {"ingested": 1, "skipped_duplicate": 1}
 

@@ -115,6 +115,15 @@ def append(
 
     ensure_table(profile, table)
     _check_writable(table_uri(profile, table))
+    # The snapshot (and the id check on it) comes before the first batch is pulled: a lazy
+    # producer does no work for a commit that is refused, and everything it produces
+    # belongs to a write that started from this snapshot.
+    snapshot = DeltaTable(table_uri(profile, table), storage_options=storage_options())
+    transactions = None
+    if app_id is not None:
+        if snapshot.transaction_version(app_id) is not None:
+            raise AlreadyCommitted(table.name, app_id, concurrent=False)
+        transactions = [Transaction(app_id, APP_TRANSACTION_VERSION)]
     if isinstance(batches, pa.Table):
         batches = batches.to_batches()
     batches = iter(batches)
@@ -130,12 +139,6 @@ def append(
             check_schema(table, batch.schema)
             yield plain_partition_columns(batch, table).cast(first.schema)
 
-    snapshot = DeltaTable(table_uri(profile, table), storage_options=storage_options())
-    transactions = None
-    if app_id is not None:
-        if snapshot.transaction_version(app_id) is not None:
-            raise AlreadyCommitted(table.name, app_id, concurrent=False)
-        transactions = [Transaction(app_id, APP_TRANSACTION_VERSION)]
     reader = pa.RecordBatchReader.from_batches(first.schema, stream())
     known = {f.name for f in snapshot.schema().fields}
     try:
