@@ -58,7 +58,8 @@ def test_a_failed_run_prints_one_line_per_notebook_and_records_where(project, ca
     assert record["status"] == "failed" and record["failed"]["notebook"] == "00_setup/01_download_databento"
     assert "DATABENTO_API_KEY" in record["failed"]["error"]
     log = (run_dir / "logs" / "00_setup__01_download_databento.log").read_text()
-    assert "Kernel is running over TCP" in log  # the kernel's chatter is kept, in the log
+    assert "DATABENTO_API_KEY is not set" in log  # the notebook's output, in full
+    assert "Kernel is running over TCP" not in log  # the kernel listens on IPC sockets, not TCP
     assert (run_dir / "00_setup__01_download_databento.ipynb").exists()
 
 

@@ -104,7 +104,7 @@ def to_html(executed: Path, target: Path) -> Path:
 def render_nbconvert(source: Path, out_dir: Path, params: dict, log_path: Path) -> Path:
     import papermill
 
-    from ..runtime.orchestrator import environment
+    from ..runtime.orchestrator import environment, local_kernel_manager
     from ..runtime.spark import jvm_output_to
 
     executed = out_dir / f"{source.stem}.ipynb"
@@ -112,7 +112,8 @@ def render_nbconvert(source: Path, out_dir: Path, params: dict, log_path: Path) 
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name=KERNEL_NAME,
                                        cwd=str(out_dir), progress_bar=False, log_output=True,
-                                       stdout_file=sys.stdout, stderr_file=sys.stderr)
+                                       stdout_file=sys.stdout, stderr_file=sys.stderr,
+                                       kernel_manager_class=local_kernel_manager())
         finally:
             if executed.exists():  # a failed cell still leaves a page that shows the traceback
                 to_html(executed, out_dir / f"{source.stem}.html")

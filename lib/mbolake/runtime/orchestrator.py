@@ -123,6 +123,19 @@ def environment(**values: str):
                 os.environ[k] = v
 
 
+def local_kernel_manager():
+    """Kernels on local IPC sockets (in Jupyter's runtime folder) rather than TCP ports: nothing
+    else on the machine can reach them, and ipykernel has no unencrypted-TCP warning to print."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LocalKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+
+    return LocalKernelManager
+
+
 def execute_one(notebook: Path, output: Path, log_path: Path, params: dict, console, progress: bool) -> None:
     """papermill with this process's and the kernel's output in ``log_path``; the progress bar
     (cells done) on ``console``."""
@@ -132,7 +145,8 @@ def execute_one(notebook: Path, output: Path, log_path: Path, params: dict, cons
     with environment(MBOLAKE_SPARK_LOG=str(log_path), PYDEVD_DISABLE_FILE_VALIDATION="1"), jvm_output_to(log_path):
         papermill.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=KERNEL_NAME,
                                    cwd=str(notebook.parent), progress_bar=bar, log_output=True,
-                                   stdout_file=sys.stdout, stderr_file=sys.stderr)
+                                   stdout_file=sys.stdout, stderr_file=sys.stderr,
+                                   kernel_manager_class=local_kernel_manager())
 
 
 def run_notebooks(
@@ -181,6 +195,8 @@ def _run_one(notebook: Path, out_dir: Path, params: dict, record: dict, console,
         execute_one(notebook, output, log_path, params, console, progress)
     except Exception as exc:
         where = failure_location(exc)
+        with open(log_path, "a") as log_file:
+            log_file.write(f"\n--- {notebook_label(notebook)} failed at {where}\n{exc}\n")
         entry.update(status="failed", seconds=round(time.perf_counter() - t0, 1), error=where)
         record["notebooks"].append(entry)
         record.update(status="failed", failed=entry)
