@@ -36,6 +36,15 @@ def small_session(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_session(tmp_path_factory):
+    """One synthetic ES session of about 10 k records (the smallest the generator makes)."""
+    out = tmp_path_factory.mktemp("raw_tiny")
+    [path] = synth.generate_sample(out, synth.SynthParams(sessions=1, first_date=SESSION, intensity=10_000, seed=5),
+                                   progress=False)
+    return path
+
+
 def consume_all(bootstrap: str, topic: str, idle: float = 3.0) -> list:
     """Every message of ``topic`` from the beginning (stops after ``idle`` seconds without one)."""
     import time

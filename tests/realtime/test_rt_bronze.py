@@ -29,7 +29,7 @@ def stream_table(profile, table=BRONZE_MBO_STREAM) -> pa.Table:
 
 
 def drain(spark, profile, settings, topic):
-    config = jobs.rt_bronze_config(profile, topic, max_offsets=8_000)
+    config = jobs.rt_bronze_config(profile, topic, max_offsets=12_000)
     query = rt_bronze.start(spark, settings, config, available_now=True)
     query.awaitTermination()
     assert query.exception() is None

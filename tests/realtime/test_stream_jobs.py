@@ -42,31 +42,40 @@ def landed(profile):
     return DeltaTable(path).to_pyarrow_table(columns=["event_key", "record_index"])
 
 
-def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(project, broker, topic, small_session):
+def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(project, broker, topic, tiny_session):
     profile = load_profile("local")
-    _, records = read_mbo(small_session)
-    feed.replay(small_session, BusSettings(broker["bootstrap"]), topic=topic, speed="max", report=None)
+    _, records = read_mbo(tiny_session)
+    feed.replay(tiny_session, BusSettings(broker["bootstrap"]), topic=topic, speed="max", report=None)
     rng = random.Random(15)
-    kills = 0
-    for _ in range(3):
-        before = last_batch(profile)
-        info = jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=1_200)
+    log = jobs.stream_dir(profile) / "rt_bronze.log"
+    landed_after_kill = []
+    # kill points: inside the first micro-batch of a fresh JVM (nothing committed yet), just after a
+    # micro-batch committed, and inside a later one
+    for after_commit in (False, True, False):
+        before, started = last_batch(profile), log.read_text().count("rt_bronze: reading") if log.exists() else 0
+        info = jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=700)
         with pytest.raises(RuntimeError, match="already running"):
             jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic)
-        wait_for(lambda: last_batch(profile) > before, 180, "a micro-batch", profile)  # noqa: B023
-        time.sleep(rng.uniform(0.0, 4.0))  # somewhere inside a later micro-batch
+        wait_for(lambda: log.read_text().count("rt_bronze: reading") > started, 180, "the query", profile)  # noqa: B023
+        if after_commit:
+            wait_for(lambda: last_batch(profile) > before, 180, "a micro-batch", profile)  # noqa: B023
+            time.sleep(rng.uniform(0.0, 1.0))
+        else:
+            time.sleep(rng.uniform(1.0, 6.0))
         os.killpg(info["pid"], signal.SIGKILL)
         wait_for(lambda: not jobs.status(profile, "rt_bronze")[0]["running"], 30, "the kill", profile)  # noqa: B023
-        kills += 1
         table = landed(profile)
-        assert table.num_rows < len(records), "the job finished before it was killed: the test proves nothing"
+        landed_after_kill.append(0 if table is None else table.num_rows)
+    assert 0 < max(landed_after_kill) < len(records), landed_after_kill  # killed with part of the topic landed
     jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=5_000)
     wait_for(lambda: (t := landed(profile)) is not None and t.num_rows >= len(records), 300, "every event", profile)
     time.sleep(3)  # a late duplicate would show up here
     assert jobs.stop(profile, "rt_bronze") is True
+    log = (jobs.stream_dir(profile) / "rt_bronze.log").read_text()
+    assert "rt_bronze: stopped on SIGTERM" in log  # a clean stop, not the SIGKILL fallback
     assert jobs.status(profile, "rt_bronze")[0]["running"] is False
     table = landed(profile)
-    assert kills == 3
+    assert len(landed_after_kill) == 3
     assert table.num_rows == len(records)
     assert len(set(table.column("event_key").to_pylist())) == len(records)
     assert sorted(table.column("record_index").to_pylist()) == list(range(len(records)))

@@ -77,12 +77,13 @@ def start(profile: Profile, name: str, *, bootstrap: str | None = None, topic: s
 
 
 def stop(profile: Profile, name: str, timeout: float = 90.0) -> bool:
-    """SIGTERM the job's process group, SIGKILL it after ``timeout``; False when it was not running."""
+    """SIGTERM the job (it stops its query between micro-batches), SIGKILL its process group after
+    ``timeout``; False when it was not running."""
     [current] = status(profile, name)
     if not current["running"]:
         return False
     pid = current["pid"]
-    os.killpg(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)  # the Python driver only: it stops the query, then its JVM exits with it
     deadline = time.time() + timeout
     while _alive(pid) and time.time() < deadline:
         _reap(pid)
@@ -125,11 +126,21 @@ def run_rt_bronze(profile: Profile, settings: BusSettings, *, topic: str | None 
     spark = get_spark(profile, app_name="rt_bronze")
     folder = stream_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
+    stop_requested = []
+    # SIGTERM only sets a flag: the query is stopped from this thread, between two waits (a py4j
+    # call from inside the signal handler would re-enter the one running in awaitTermination).
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
     query = rt_bronze.start(spark, settings, config, available_now=available_now,
-                            status_path=str(folder / "rt_bronze.status.json"))
-    signal.signal(signal.SIGTERM, lambda *_: query.stop())
+                            status_path=str(folder / "rt_bronze.status.json"),
+                            on_batch=lambda status: print(json.dumps(status), flush=True))
     print(f"rt_bronze: reading {config.topic} on {settings.bootstrap}, checkpoint {config.checkpoint}", flush=True)
-    query.awaitTermination()
+    while query.isActive and not stop_requested:
+        query.awaitTermination(1.0)
+    if stop_requested:
+        query.stop()
+        print("rt_bronze: stopped on SIGTERM", flush=True)
+    elif query.exception():
+        raise RuntimeError(f"rt_bronze failed: {query.exception()}")
 
 
 def main(argv: list[str] | None = None) -> int:
