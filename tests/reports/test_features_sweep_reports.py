@@ -35,7 +35,8 @@ def build_and_render(root, registry, split, sweep, tracking, write_synthetic_sna
                                         episodes_per_session=20)
     tracking.setup_mlflow(profile)
     split.split_snapshot(snapshot, "default", fractions=(0.6, 0.2, 0.2), overwrite=True)
-    registry.register_best(sweep.run_sweep(snapshot / "splits" / "default", max_evals=3, seed=3))
+    # no matplotlib plots per trial: the report draws its own figures
+    registry.register_best(sweep.run_sweep(snapshot / "splits" / "default", max_evals=3, seed=3, plots=False))
     write_run(root, "ml-run")
     results = render.render_reports(["features", "sweep"], profile, "ml-run", log=lambda _: None)
     return {r.name: r for r in results}
