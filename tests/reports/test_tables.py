@@ -47,3 +47,17 @@ def test_a_run_passes_the_reports_only_the_parameters_they_declare():
     run = {"profile": "local", "sessions": 6, "intensity": 60_000, "max_evals": 3, "model_id": "ES_MODEL"}
     for name in ("validation", "features", "sweep"):
         assert shared_parameters(REPO / "reports" / f"{name}.ipynb", run) == {"model_id": "ES_MODEL"}
+
+
+def test_mbolake_report_refuses_bad_input_with_exit_2(project, capsys):
+    from mbolake import cli
+
+    (project / "runs" / "r1").mkdir(parents=True)
+    assert cli.main(["report", "sweeps", "--run-id", "r1"]) == 2
+    assert cli.main(["report", "all", "--run-id", "nope"]) == 2
+    assert cli.main(["report", "validation", "--run-id", "r1", "-p", "modle_id=ES_MODEL"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    assert "unknown report 'sweeps'" in lines[0] and "no run 'nope'" in lines[1]
+    assert "unknown parameter 'modle_id'" in lines[2] and "model_id" in lines[2]
+    assert not (project / "runs" / "r1" / "reports").exists()
