@@ -166,12 +166,16 @@ def read(profile: Profile, table: Table, columns: list[str] | None = None) -> pa
 
     if not exists(profile, table):
         return table.schema.empty_table() if columns is None else table.schema.empty_table().select(columns)
-    data = DeltaTable(table_uri(profile, table), storage_options=storage_options()).to_pyarrow_table()
+    delta = DeltaTable(table_uri(profile, table), storage_options=storage_options())
+    wanted = columns or table.schema.names
+    present = {f.name for f in delta.schema().fields}
+    data = delta.to_pyarrow_table(columns=[c for c in wanted if c in present])
     # a table written before a column joined the contract reads that column as nulls
-    for name in table.schema.names:
-        if name not in data.schema.names:
-            data = data.append_column(table.schema.field(name), pa.nulls(data.num_rows, table.schema.field(name).type))
-    return data if columns is None else data.select(columns)
+    for name in wanted:
+        if name not in present:
+            field = table.schema.field(name)
+            data = data.append_column(field, pa.nulls(data.num_rows, field.type))
+    return data.select(wanted)
 
 
 def version(profile: Profile, table: Table) -> int | None:
