@@ -159,12 +159,12 @@ def run_notebooks(
 ) -> list[NotebookRun]:
     """Execute the notebooks in order into ``runs/<run_id>/``; ``run.json`` records each one.
 
-    Raises ``UnknownParameter`` before any work, ``NotebookFailed`` at the first failure."""
+    Raises ``NotebookFailed`` at the first failure. Parameters a notebook does not declare are
+    ignored by it (papermill's behaviour); ``main_run`` refuses names that no notebook declares."""
     profile = profile or load_profile()
     run_id = run_id or new_run_id()
     notebooks = resolve_notebooks(names, profile.root / "notebooks")
     params = {"profile": profile.name, **(parameters or {})}
-    check_parameters(params, notebooks)
     out_dir = Path(profile.runs_root) / run_id
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     record = {"run_id": run_id, "status": "running", "started_at": run_record.now_iso(), "finished_at": None,
