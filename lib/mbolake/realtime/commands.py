@@ -24,6 +24,8 @@ def add_commands(sub) -> None:
     replay.add_argument("--from", dest="start", default=None, metavar="HH:MM", help="first minute (product time zone)")
     replay.add_argument("--to", dest="end", default=None, metavar="HH:MM", help="end minute, exclusive")
     replay.add_argument("--progress-file", default=None, help="resume file (default: runs/feeds/replay-<topic>.json)")
+    replay.add_argument("--chunk-records", type=int, default=50_000,
+                        help="records acknowledged (and recorded in the progress file) at a time")
     live = feed_sub.add_parser("live", help="Databento Live MBO (needs DATABENTO_API_KEY)")
     live.add_argument("--symbols", default=None, help="comma separated (default: ES.FUT for ES, TSLA for TSLA)")
     live.add_argument("--seconds", type=float, default=None, help="stop after this many seconds (default: run until killed)")
@@ -97,7 +99,8 @@ def _feed(args) -> int:
     settings = settings_from(profile.settings.get("bus", {}), args.bootstrap)
     progress = args.progress_file or Path(profile.runs_root) / "feeds" / f"replay-{args.topic}.json"
     result = feed.replay(args.target, settings, underlier=args.underlier, speed=args.speed, start=args.start,
-                         end=args.end, progress_file=progress, project_root=profile.root, topic=args.topic)
+                         end=args.end, progress_file=progress, project_root=profile.root, topic=args.topic,
+                         chunk_records=args.chunk_records)
     resumed = f" (resumed: {', '.join(f'{Path(p).name} after {n:,}' for p, n in result.resumed_from.items())})" if result.resumed_from else ""
     print(f"replay: {result.files} file(s), {result.sent:,} events in {result.seconds:.1f} s ({result.rate:,.0f} ev/s){resumed}")
     return 0
