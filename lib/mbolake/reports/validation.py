@@ -21,7 +21,10 @@ from ..schemas import BOOK_QUALITY, INGEST_MANIFEST, QUARANTINE
 
 # Counters that mean the book or the feed is wrong; each is red when non-zero.
 BOOK_ALARMS = ("crossed_groups", "unknown_cancels", "unknown_modifies", "unknown_fills", "negative_size_attempts",
-               "duplicate_adds", "invalid_records", "seq_decreases", "seq_jumps", "ts_recv_non_monotonic")
+               "duplicate_adds", "invalid_records", "seq_decreases", "ts_recv_non_monotonic")
+# Shown, never red: a book rebuilt per contract skips the packets of the channel's other
+# instruments, so its sequence jumps by more than one all the time (OrderBook.quality).
+BOOK_INFO = ("seq_jumps",)
 GREEN, RED, GREY = "#1a7f37", "#cf222e", "#6e7781"
 
 
@@ -73,7 +76,7 @@ def book_quality(profile: Profile) -> pd.DataFrame | None:
     if quality is None:
         return None
     columns = ["contract_id", "session_date", "book_complete", "records", "event_groups", "locked_groups",
-               *BOOK_ALARMS]
+               *BOOK_ALARMS, *BOOK_INFO]
     return quality[columns].sort_values(["session_date", "contract_id"]).reset_index(drop=True)
 
 
