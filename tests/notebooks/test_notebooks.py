@@ -86,8 +86,9 @@ def test_ml_notebooks_split_sweep_register_and_serve(project):
 
     assert [r.output.name for r in runs] == ["40_ml__41_split.ipynb", "40_ml__42_sweep.ipynb", "40_ml__43_serve.ipynb"]
     assert (project / "mlruns.db").exists()
-    mlflow.set_tracking_uri(tracking_uri_for(profile))
-    champion = mlflow.MlflowClient().get_model_version_by_alias("ES_MODEL_setup_v3", "champion")
+    uri = tracking_uri_for(profile)  # both URIs: an earlier test of this process may have set another registry
+    champion = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
+        "ES_MODEL_setup_v3", "champion")
     assert champion.tags["feature_set"] == "setup_v3" and "test_macro_f1" in champion.tags
     text, mimes = outputs_of(runs[-1].output)
     assert "equal to in-process = True" in text
