@@ -49,9 +49,9 @@ def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(proj
     rng = random.Random(15)
     log = jobs.stream_dir(profile) / "rt_bronze.log"
     landed_after_kill = []
-    # kill points: inside the first micro-batch of a fresh JVM (nothing committed yet), just after a
-    # micro-batch committed, and inside a later one
-    for after_commit in (False, True, False):
+    # five kill points: inside the first micro-batch of a fresh JVM (nothing committed yet), then
+    # alternately just after a micro-batch committed and inside a later one
+    for after_commit in (False, True, False, True, False):
         before, started = last_batch(profile), log.read_text().count("rt_bronze: reading") if log.exists() else 0
         info = jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=700)
         with pytest.raises(RuntimeError, match="already running"):
@@ -75,7 +75,7 @@ def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(proj
     assert "rt_bronze: stopped on SIGTERM" in log  # a clean stop, not the SIGKILL fallback
     assert jobs.status(profile, "rt_bronze")[0]["running"] is False
     table = landed(profile)
-    assert len(landed_after_kill) == 3
+    assert len(landed_after_kill) == 5
     assert table.num_rows == len(records)
     assert len(set(table.column("event_key").to_pylist())) == len(records)
     assert sorted(table.column("record_index").to_pylist()) == list(range(len(records)))
