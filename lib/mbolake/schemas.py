@@ -296,7 +296,55 @@ QUARANTINE_STREAM = Table(
     description="malformed messages of the bus with their reason",
 )
 
-STREAM_TABLES = {t.name: t for t in (BRONZE_MBO_STREAM, QUARANTINE_STREAM)}
+STREAM_BOOKKEEPING = [
+    ("stream_batch_id", pa.int64()),  # the micro-batch of the query that wrote the row
+    ("stream_time", pa.int64()),  # ns, when that micro-batch was committed (latency = stream_time - event time)
+]
+
+
+def stream_twin(table: Table, description: str, extra: list | None = None) -> Table:
+    """``<table>_stream``: the batch table's columns (equal value for value, data_version aside),
+    then ``extra`` and the stream bookkeeping columns."""
+    return Table(f"{table.name}_stream", pa.schema(list(table.schema) + (extra or []) + STREAM_BOOKKEEPING),
+                 table.partition_by, description)
+
+
+ORDERBOOK_STATE_STREAM = stream_twin(ORDERBOOK_STATE, "MBP-10 book states rebuilt by rt silver (state per contract)")
+BAR_5S_STREAM = stream_twin(BAR_5S, "5-second bars of the front month, emitted as each bar closes")
+FEATURE_PRIMITIVES_STREAM = stream_twin(FEATURE_PRIMITIVES, "episode candles with signatures, emitted once an "
+                                        "episode's look-forward has closed (or the window ended)")
+SETUP_VECTORS_STREAM = stream_twin(SETUP_VECTORS, "one setup vector per episode, emitted when its confirm candle "
+                                   "closes (same feature_hash as batch)")
+FEATURE_SERIES_STREAM = Table(
+    "gold.feature_series_stream",
+    pa.schema(
+        [("contract_id", pa.string()), ("session_date", pa.date32()), ("bar_ts", pa.int64()),
+         ("mid", pa.float64()), ("microprice", pa.float64()), ("spread_pts", pa.float64()),
+         ("ofi_l0", pa.float64()), ("ofi_l10", pa.float64()), ("obi_l0", pa.float64()), ("obi_l10", pa.float64()),
+         ("trade_count", pa.float64()), ("trade_volume", pa.float64()), ("trade_signed_volume", pa.float64()),
+         ("trade_vwap", pa.float64()), ("mid_rv", pa.float64())]
+        + STREAM_BOOKKEEPING
+    ),
+    partition_by=("session_date",),
+    description="per contract and 5-second bar, the series a trader watches (from silver.bar_5s_stream)",
+)
+INFERENCE_SCORES_STREAM = Table(
+    "gold.inference_scores_stream",
+    pa.schema(
+        [("episode_id", pa.string()), ("model_id", pa.string()), ("contract_id", pa.string()),
+         ("session_date", pa.date32()), ("vector_time", pa.int64()), ("feature_hash", pa.string()),
+         ("model_name", pa.string()), ("model_version", pa.string()), ("predicted", pa.string()),
+         ("p_break", pa.float64()), ("p_reject", pa.float64()), ("p_chop", pa.float64()),
+         ("scored_time", pa.int64()), ("attempts", pa.int32())]
+        + STREAM_BOOKKEEPING
+    ),
+    partition_by=("session_date",),
+    description="the champion's scores of gold.setup_vectors_stream, every N seconds",
+)
+
+STREAM_TABLES = {t.name: t for t in (BRONZE_MBO_STREAM, QUARANTINE_STREAM, ORDERBOOK_STATE_STREAM, BAR_5S_STREAM,
+                                     FEATURE_PRIMITIVES_STREAM, SETUP_VECTORS_STREAM, FEATURE_SERIES_STREAM,
+                                     INFERENCE_SCORES_STREAM)}
 
 class SchemaMismatch(ValueError):
     pass
