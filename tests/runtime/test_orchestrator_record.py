@@ -2,13 +2,17 @@
 full logs in runs/<run_id>/logs/, run.json; Spark starts without writing to the console."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from mbolake.runtime import orchestrator
+from mbolake.runtime import orchestrator, run_record
+from mbolake.runtime.config import load_profile
 from mbolake.runtime.spark import jvm_output_to
 
 
@@ -98,3 +102,49 @@ def test_executed_notebooks_carry_no_start_up_noise_and_figures_that_draw_offlin
     assert any(len(h) > 1_000_000 for h in html)  # plotly.js itself, inline once per notebook
     spark_log = (project / "runs" / "quiet" / "logs" / "00_setup__00_environment_check.log").read_text()
     assert "resolving dependencies" in spark_log or "Ivy Default Cache" in spark_log
+
+
+def test_a_notebook_line_carries_its_stages_counts_and_wraps_once_for_several():
+    bronze = run_record.stage_digest({
+        "stage": "BronzeProcessDBN", "rows_in": 2_400_120, "rows_out": 2_400_000,
+        "details": [{"status": "ingested", "rejected_records": 120}] * 8 + [{"status": "quarantined"}] * 2
+        + [{"status": "skipped_duplicate"}, {"status": "skipped_name"}]})
+    assert bronze["files"] == {"ingested": 8, "quarantined": 2, "skipped": 2} and bronze["rejected_records"] == 960
+    assert run_record.digest_text(bronze) == ("BronzeProcessDBN: 8 file(s) ingested, 2 quarantined, 2 skipped; "
+                                              "2.4 M rows, 960 records quarantined")
+    one = orchestrator.notebook_line("ok", Path("10_bronze/10_bronze_ingest.ipynb"), 41.2, "",
+                                     [{**bronze, "text": run_record.digest_text(bronze)}])
+    assert one.split()[:4] == ["ok", "10_bronze/10_bronze_ingest", "41.2", "s"] and "\n" not in one
+    stages = [run_record.stage_digest({"stage": name, "rows_in": 5_321_000, "rows_out": 12_345})
+              for name in ("SilverAddSessionLevels", "SilverComputeBar5sFeatures", "SilverExtractLevelApproach2m")]
+    assert run_record.digest_text(stages[0]) == "SilverAddSessionLevels: 5.3 M -> 12.3 k rows"
+    two = orchestrator.notebook_line("ok", Path("20_silver/22_silver_levels_bars.ipynb"), 9.0, "",
+                                     [{**d, "text": run_record.digest_text(d)} for d in stages])
+    first, second = two.split("\n")
+    assert first.split() == ["ok", "20_silver/22_silver_levels_bars", "9.0", "s"]
+    assert second.startswith(" " * 9) and second.count(" -> ") == 3 and second.count(" | ") == 2
+
+
+@pytest.mark.notebooks
+def test_a_bronze_run_that_quarantines_a_file_shows_the_counts_on_its_line_and_in_run_json(project, capsys):
+    from mbolake.sample import synth
+
+    raw = load_profile("local").raw_dbn_root
+    [good] = synth.generate_sample(raw, synth.SynthParams(sessions=1, first_date=dt.date(2025, 11, 4), intensity=10_000),
+                                   progress=False)
+    data = good.read_bytes()
+    (good.parent / "truncated.mbo.dbn.zst").write_bytes(data[: len(data) // 2])
+    shutil.copy(good, good.parent / "near-miss.dbn.zstd")
+
+    code = orchestrator.main_run(["10_bronze/10_bronze_ingest"], {"chunk_records": 10_000}, "b1", None)
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0, lines
+    [line] = [n for n in lines if "10_bronze/10_bronze_ingest" in n]
+    record = json.loads((project / "runs" / "b1" / "run.json").read_text())
+    [digest] = record["notebooks"][0]["summaries"]
+    assert digest["stage"] == "BronzeProcessDBN"
+    assert digest["files"] == {"ingested": 1, "quarantined": 1, "skipped": 1} and digest["rows_out"] > 0
+    assert line.split()[0] == "ok" and line.endswith(digest["text"])
+    assert "BronzeProcessDBN: 1 file(s) ingested, 1 quarantined, 1 skipped; " in line
+    assert (project / "runs" / "b1" / "summaries" / "BronzeProcessDBN.json").exists()

@@ -191,23 +191,48 @@ def _run_one(notebook: Path, out_dir: Path, params: dict, record: dict, console,
     log_path = out_dir / "logs" / f"{notebook.parent.name}__{notebook.stem}.log"
     t0 = time.perf_counter()
     entry = {"notebook": notebook_label(notebook), "output": output.name, "log": f"logs/{log_path.name}"}
+    before = run_record.summaries_state(out_dir)
     try:
         execute_one(notebook, output, log_path, params, console, progress)
     except Exception as exc:
         where = failure_location(exc)
         with open(log_path, "a") as log_file:
             log_file.write(f"\n--- {notebook_label(notebook)} failed at {where}\n{exc}\n")
-        entry.update(status="failed", seconds=round(time.perf_counter() - t0, 1), error=where)
+        digests = _stage_digests(out_dir, before)
+        entry.update(status="failed", seconds=round(time.perf_counter() - t0, 1), error=where, summaries=digests)
         record["notebooks"].append(entry)
         record.update(status="failed", failed=entry)
-        log(f"  FAILED {notebook_label(notebook):40s} {entry['seconds']:7.1f} s  {where}")
+        log(notebook_line("FAILED", notebook, entry["seconds"], where, digests))
         raise NotebookFailed(notebook, output, exc, where) from exc
     run = NotebookRun(notebook, output, time.perf_counter() - t0, log_path)
-    entry.update(status="ok", seconds=round(run.seconds, 1))
+    digests = _stage_digests(out_dir, before)
+    entry.update(status="ok", seconds=round(run.seconds, 1), summaries=digests)
+    run.extra["summaries"] = digests
     record["notebooks"].append(entry)
     run_record.write_json(out_dir / "run.json", record)
-    log(f"  ok     {notebook_label(notebook):40s} {run.seconds:7.1f} s")
+    log(notebook_line("ok", notebook, run.seconds, "", digests))
     return run
+
+
+def _stage_digests(out_dir: Path, before: dict) -> list[dict]:
+    """What the stages run by this notebook wrote to ``summaries/``, digested (text included)."""
+    digests = [run_record.stage_digest(s) for s in run_record.summaries_written(out_dir, before)]
+    return [{**d, "text": run_record.digest_text(d)} for d in digests]
+
+
+WRAP_AT = 150  # a longer line of several stages puts their counts on a second, indented line
+
+
+def notebook_line(status: str, notebook: Path, seconds: float, where: str, digests: list[dict]) -> str:
+    """``  ok     10_bronze/10_bronze_ingest   41.2 s  BronzeProcessDBN: 8 file(s) ingested, ...``"""
+    head = f"  {status:6s} {notebook_label(notebook):40s} {seconds:7.1f} s"
+    tail = "  ".join(filter(None, [where, " | ".join(d["text"] for d in digests)]))
+    if not tail:
+        return head
+    if len(head) + 2 + len(tail) <= WRAP_AT or len(digests) < 2:
+        return f"{head}  {tail}"
+    first = f"{head}  {where}" if where else head
+    return f"{first}\n{' ' * 9}" + " | ".join(d["text"] for d in digests)
 
 
 def console_line(text: str) -> None:

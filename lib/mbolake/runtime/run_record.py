@@ -59,3 +59,61 @@ def stage_summaries(run_dir: Path) -> dict[str, dict]:
 
 def read_run(run_dir: Path) -> dict | None:
     return read_json(Path(run_dir) / "run.json")
+
+
+# -- what one notebook's stages did, for its console line and its run.json entry ------------
+
+def summaries_state(run_dir: Path) -> dict[str, int]:
+    """``summaries/*.json`` -> modification time (ns): taken before and after a notebook."""
+    folder = Path(run_dir) / "summaries"
+    return {path.name: path.stat().st_mtime_ns for path in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+def summaries_written(run_dir: Path, before: dict[str, int]) -> list[dict]:
+    """The stage summaries written or rewritten since ``before`` (``summaries_state``), in
+    the order they were written."""
+    after = summaries_state(run_dir)
+    changed = sorted((mtime, name) for name, mtime in after.items() if before.get(name) != mtime)
+    found = [read_json(Path(run_dir) / "summaries" / name) for _, name in changed]
+    return [payload for payload in found if payload is not None]
+
+
+def stage_digest(summary: dict) -> dict:
+    """The counts of a stage summary worth a console line: rows in and out; for a stage with
+    one details row per file (Bronze), files by outcome and records rejected by validation."""
+    digest = {"stage": summary.get("stage", "?"), "rows_in": int(summary.get("rows_in") or 0),
+              "rows_out": int(summary.get("rows_out") or 0)}
+    if "equal" in summary:
+        digest["equal"] = bool(summary["equal"])
+    files = [row for row in summary.get("details") or [] if isinstance(row, dict) and "status" in row]
+    if files:
+        statuses = [row["status"] for row in files]
+        digest["files"] = {"ingested": statuses.count("ingested"), "quarantined": statuses.count("quarantined"),
+                           "skipped": sum(s.startswith("skipped") for s in statuses)}
+        digest["rejected_records"] = int(sum(row.get("rejected_records") or 0 for row in files))
+    return digest
+
+
+def compact_count(n: int) -> str:
+    """1234 -> ``1.2 k``, 2_400_000 -> ``2.4 M``; below 1000 the number itself."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return str(n)
+
+
+def digest_text(digest: dict) -> str:
+    """``BronzeProcessDBN: 8 files ingested, 2 quarantined, 1 skipped; 2.4 M rows`` or
+    ``SilverRebuildOrderBook: 2.4 M -> 1.1 M rows``."""
+    parts = []
+    if "files" in digest:
+        files = digest["files"]
+        parts.append(f"{files['ingested']} file(s) ingested, {files['quarantined']} quarantined, {files['skipped']} skipped")
+        parts.append(f"{compact_count(digest['rows_out'])} rows"
+                     + (f", {compact_count(digest['rejected_records'])} records quarantined"
+                        if digest["rejected_records"] else ""))
+    else:
+        parts.append(f"{compact_count(digest['rows_in'])} -> {compact_count(digest['rows_out'])} rows")
+    if "equal" in digest:
+        parts.append("equal" if digest["equal"] else "NOT EQUAL")
+    return f"{digest['stage']}: " + "; ".join(parts)
