@@ -113,7 +113,7 @@ MBO_NORMALIZED = Table(
         ]
     ),
     partition_by=("session_date", "underlier"),
-    description="Bronze events of the contracts selected per session: front month by RTH traded volume",
+    description="Bronze events of the contracts selected per session: front month by the roll calendar (no future needed), spreads only if asked",
 )
 
 

@@ -1,7 +1,11 @@
 """Products are configuration (DESIGN.md §4): venue, calendar, tick size, model family."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+
+QUARTERLY_MONTH_CODES = {3: "H", 6: "M", 9: "U", 12: "Z"}
+ROLL_DAYS_BEFORE_EXPIRY = 8  # CME equity-index roll date: the Thursday 8 days before the 3rd-Friday expiry
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,36 @@ def product_of_contract(contract_id: str) -> Product:
         raise ValueError(f"no configured product for contract {contract_id!r} (contract ids are venue:symbol; "
                          f"configured: {', '.join(f'{p.venue}:{p.underlier}…' for p in PRODUCTS.values())})")
     return max(matches, key=lambda p: len(p.underlier))
+
+
+def third_friday(year: int, month: int) -> dt.date:
+    first = dt.date(year, month, 1)
+    return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
+
+
+def front_month_symbol(product: Product, session_date: dt.date) -> str:
+    """The front-month symbol of a session by the roll calendar, a rule that needs no future.
+
+    Quarterly futures (ES): the nearest March/June/September/December contract whose roll
+    date (8 days before its third-Friday expiry) is after the session; from the roll date on,
+    the next one (``ESZ5`` until 2025-12-10, ``ESH6`` from 2025-12-11). An equity's only
+    symbol is its underlier. Batch (SilverNormalizeMBO) and the stream (rt silver) both use
+    this, so a stream knows a session's front month at its first record, as batch does.
+    """
+    if product.instrument_type != "FUT":
+        return product.underlier
+    year, month = session_date.year, session_date.month
+    while True:
+        if month in QUARTERLY_MONTH_CODES:
+            roll = third_friday(year, month) - dt.timedelta(days=ROLL_DAYS_BEFORE_EXPIRY)
+            if session_date < roll:
+                return f"{product.underlier}{QUARTERLY_MONTH_CODES[month]}{year % 10}"
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def front_month_contract(product: Product, session_date: dt.date) -> str:
+    """``{venue}:{symbol}`` of the session's front month (see :func:`front_month_symbol`)."""
+    return f"{product.venue}:{front_month_symbol(product, session_date)}"
 
 
 def instrument_type_of(symbol: str | None, default: str) -> str:

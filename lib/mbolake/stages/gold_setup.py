@@ -35,25 +35,12 @@ def window_of(primitives_lineage: str) -> list[str]:
 def episode_outputs(primitives: pd.DataFrame, product, lineage: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(setup vector rows, label rows) for every episode in ``primitives``."""
     from ..features.labels import LabelParams, label_for_episode
-    from ..features.setup_vector import FEATURE_SET, feature_hash, setup_vector_with_info
-    from ..features.signature import SIGNATURE_NAMES
 
     label_params = LabelParams.for_tick(product.tick_size)
     vectors, labels = [], []
     for episode_id, rows in primitives.groupby("episode_id", sort=True):
         ep = rows.iloc[0]
-        spec = lookback_spec(product, window_of(ep.data_version))
-        by_position = {int(r.position): r for r in rows.itertuples(index=False)}
-        sigs = {p: rows.loc[rows["position"] == p, list(SIGNATURE_NAMES)].to_numpy(float)[0]
-                if p in by_position else None for p in range(-5, 1)}
-        vector, info = setup_vector_with_info(sigs)
-        vectors.append({
-            "vector_time": int(ep.vector_time), "model_id": product.model_id, "contract_id": ep.contract_id,
-            "session_date": ep.session_date, "episode_id": episode_id, "level_type": ep.level_type,
-            "approach_direction": int(ep.direction), "lookback_spec": spec, "feature_set": FEATURE_SET,
-            "feature_vector": vector.tolist(), "feature_hash": feature_hash(FEATURE_SET, vector),
-            "context_truncated": info["context_truncated"], "n_nonfinite": info["n_nonfinite"],
-            "data_version": lineage})
+        vectors.append(vector_row(episode_id, rows, product, lineage))
         by_ts = {int(r.candle_ts): (r.open, r.high, r.low, r.close) for r in rows.itertuples(index=False)}
         label = label_for_episode(ep, by_ts, params=label_params)
         label["label_complete"] = bool(label["label_complete"] and ep.lookforward_complete)
@@ -64,6 +51,25 @@ def episode_outputs(primitives: pd.DataFrame, product, lineage: str) -> tuple[pd
     lab_df["first_hit_offset_bars"] = lab_df["first_hit_offset_bars"].astype(np.int32)
     vec_df["approach_direction"] = vec_df["approach_direction"].astype(np.int32)
     return vec_df, lab_df
+
+
+def vector_row(episode_id: str, rows: pd.DataFrame, product, lineage: str) -> dict:
+    """The ``gold.setup_vectors`` row of one episode from its primitive rows (positions -5..0
+    are used; shared with rt silver, which builds it when the confirm candle closes)."""
+    from ..features.setup_vector import FEATURE_SET, feature_hash, setup_vector_with_info
+    from ..features.signature import SIGNATURE_NAMES
+
+    ep = rows.iloc[0]
+    present = set(rows["position"].astype(int))
+    sigs = {p: rows.loc[rows["position"] == p, list(SIGNATURE_NAMES)].to_numpy(float)[0] if p in present else None
+            for p in range(-5, 1)}
+    vector, info = setup_vector_with_info(sigs)
+    return {"vector_time": int(ep.vector_time), "model_id": product.model_id, "contract_id": ep.contract_id,
+            "session_date": ep.session_date, "episode_id": episode_id, "level_type": ep.level_type,
+            "approach_direction": int(ep.direction), "lookback_spec": lookback_spec(product, window_of(ep.data_version)),
+            "feature_set": FEATURE_SET, "feature_vector": vector.tolist(),
+            "feature_hash": feature_hash(FEATURE_SET, vector), "context_truncated": info["context_truncated"],
+            "n_nonfinite": info["n_nonfinite"], "data_version": lineage}
 
 
 class GoldExtractSetupVectors(Stage):

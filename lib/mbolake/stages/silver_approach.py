@@ -73,8 +73,6 @@ def session_primitives(bar_pdf: pd.DataFrame, trade_pdf: pd.DataFrame, product, 
     from ..features.approach import ApproachParams, detect_episodes
     from ..features.candles import build_candles
     from ..features.levels import available_levels
-    from ..features.setup_vector import episode_signature_rows
-
     bar_pdf = bar_pdf.sort_values("bar_ts", kind="stable").reset_index(drop=True)
     contract_id, session = bar_pdf["contract_id"].iloc[0], bar_pdf["session_date"].iloc[0]
     start, end = window.bounds(session, product.timezone)
@@ -90,10 +88,19 @@ def session_primitives(bar_pdf: pd.DataFrame, trade_pdf: pd.DataFrame, product, 
     episodes = detect_episodes(candles, contract_id, str(session), levels, timezone=product.timezone,
                                params=ApproachParams.for_tick(product.tick_size),
                                window_start=window.window_start, window_end=window.window_end)
-    episodes = episodes[episodes["confirm_in_window"]]
+    return primitive_rows(episodes[episodes["confirm_in_window"]], candles, bar_pdf, contract_id, session,
+                          product.tick_size, lineage)
+
+
+def primitive_rows(episodes: pd.DataFrame, candles: pd.DataFrame, bars: pd.DataFrame, contract_id: str, session,
+                   tick: float, lineage: str, positions=tuple(range(-5, 7))) -> pd.DataFrame:
+    """``silver.feature_primitives`` rows of ``episodes``: one per episode candle (of ``positions``)
+    present in ``candles``, with its signature over ``bars`` (shared with rt silver)."""
+    from ..features.setup_vector import episode_signature_rows
+
     if episodes.empty:
         return pd.DataFrame(columns=FEATURE_PRIMITIVES.schema.names)
-    rows = episode_signature_rows(episodes, candles, bar_pdf, tick=product.tick_size)
+    rows = episode_signature_rows(episodes, candles, bars, tick=tick, positions=positions)
     rows = rows.merge(episodes, on="episode_id").merge(candles[["candle_ts", "open", "high", "low", "close",
                                                                 "has_trades"]], on="candle_ts", how="left")
     rows["contract_id"], rows["session_date"], rows["data_version"] = contract_id, session, lineage

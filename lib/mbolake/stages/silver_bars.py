@@ -54,10 +54,14 @@ def session_bars(table, product, window: SilverFilterFirst4Hours, lineage: str):
     builder = BarBuilder(BarParams(window_start_ns=start, window_end_ns=end, tick_size=product.tick_size))
     book = OrderBook()
     parts = [builder.apply(chunk, book.apply(chunk)) for chunk in kernel_chunks(cols)]
-    bars = pd.concat([*parts, builder.finish()], ignore_index=True)
+    return bar_rows(pd.concat([*parts, builder.finish()], ignore_index=True), contract_id, session, lineage)
+
+
+def bar_rows(bars: pd.DataFrame, contract_id: str, session, lineage: str) -> pa.Table:
+    """The bar builder's frame -> ``silver.bar_5s`` rows (shared with rt silver)."""
     keys = pd.DataFrame({"contract_id": contract_id, "session_date": [session] * len(bars),
                          "bar_ts": bars["bar_ts"].to_numpy(np.int64)})
-    features = bars.drop(columns="bar_ts").astype(np.float64)
+    features = bars.drop(columns="bar_ts").astype(np.float64).reset_index(drop=True)
     out = pd.concat([keys, features, pd.DataFrame({"data_version": [lineage] * len(bars)})], axis=1)
     return pa.Table.from_pandas(out[BAR_5S.schema.names], schema=BAR_5S.schema, preserve_index=False)
 

@@ -1,9 +1,14 @@
 """SilverNormalizeMBO: ``bronze.mbo`` -> ``silver.mbo_normalized`` (session tagging, front month).
 
-Per session, the front month is the outright with the largest traded volume (T sizes)
-inside regular trading hours; its dominance is that volume over all outrights' RTH
-volume, and a session whose dominance is below ``roll_threshold`` is
-``roll_contaminated`` (the roll week). Spreads are dropped unless asked for. Session
+Per session, the front month is chosen by the roll calendar
+(``core.products.front_month_symbol``: for ES the nearest quarterly contract until 8 days
+before its expiry), a rule that needs nothing from the session's future, so rt silver can
+apply it at a session's first record and batch and stream agree. Its dominance is its
+traded volume (T sizes) inside regular trading hours over all outrights' RTH volume,
+computed after the fact as metadata: a session whose dominance is below ``roll_threshold``
+is ``roll_contaminated`` (the roll week). A session whose calendar contract has no record
+keeps no rows. (Before, the front month was the session's RTH volume leader: only known
+once the session is over.) Spreads are dropped unless asked for. Session
 phase comes from ``ts_recv`` in exchange time (snapshot records carry old ``ts_event``s).
 Groups are whole sessions (``underlier``, ``session_date``): every session read is
 replaced, so one left without an outright (spreads only) keeps no stale rows.
@@ -15,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..core.calendar import local_ns
-from ..core.products import Product
+from ..core.products import Product, front_month_contract
 from ..engines import Condition, Engine, Source, in_dates, where
 from ..engines.local import category_codes, keys_filter, read_rows
 from ..schemas import BRONZE_MBO, MBO_NORMALIZED
@@ -51,10 +56,12 @@ FRONT_COLUMNS = ["session_date", "ts_recv", "contract_id", "instrument_type", "a
 
 
 def choose_front_month(rows: pa.Table, product) -> dict:
-    """The front month of one session (Arrow rows with ``FRONT_COLUMNS``): the outright with the
-    most traded size (T) inside RTH, then the most records, then the smallest id. Returns the
-    selection row (only ``session_date`` when the session has no outright)."""
+    """The front month of one session (Arrow rows with ``FRONT_COLUMNS``): the roll calendar's
+    contract, when the session has records of it. Returns the selection row (only
+    ``session_date`` when it has none)."""
     session = rows.column("session_date")[0].as_py() if rows.num_rows else None
+    if session is None:
+        return {"session_date": None}
     phase = session_phase_codes(rows.column("ts_recv").to_numpy(), product)
     contract, contracts = category_codes(rows.column("contract_id"))
     kind, kinds = category_codes(rows.column("instrument_type"))
@@ -64,12 +71,12 @@ def choose_front_month(rows: pa.Table, product) -> dict:
     size = rows.column("size").to_numpy()[outright]
     volume = np.bincount(contract[outright], weights=np.where(rth_trade, size, 0), minlength=len(contracts))
     count = np.bincount(contract[outright], minlength=len(contracts))
-    candidates = [i for i in range(len(contracts)) if count[i]]
-    if not candidates:
+    front = front_month_contract(product, session)
+    if front not in contracts or not count[contracts.index(front)]:
         return {"session_date": session}
-    best = min(candidates, key=lambda i: (-volume[i], -count[i], contracts[i]))
+    best = contracts.index(front)
     total = int(volume.sum())
-    return {"session_date": session, "contract_id": contracts[best], "rth_volume": int(volume[best]),
+    return {"session_date": session, "contract_id": front, "rth_volume": int(volume[best]),
             "outright_rth_volume": total, "front_month_dominance": float(volume[best] / total) if total else None,
             "session_rows": int(count.sum())}
 
@@ -150,7 +157,8 @@ class SilverNormalizeMBO(Stage):
             lambda rows: tag_session(rows, chosen.get(_session_of(rows)), product, include_spreads, threshold),
             self.outputs, keys, lineage)
         if selection.empty:
-            return self.summary(0, 0, lineage, selection, ["no outright contract in the range"])
+            return self.summary(0, 0, lineage, selection,
+                                ["no session of the range has records of its calendar front month"])
         written = read_rows(engine.ctx, MBO_NORMALIZED, keys_filter(keys, MBO_NORMALIZED.schema), ["session_date"])
         return self.summary(int(selection["session_rows"].sum()), written.num_rows, lineage, selection)
 
