@@ -19,7 +19,7 @@ from pathlib import Path
 from ..runtime.config import Profile, load_profile
 from .bus import BusSettings, settings_from
 
-JOBS = ("rt_bronze",)
+JOBS = ("rt_bronze", "rt_silver")
 
 
 def stream_dir(profile: Profile) -> Path:
@@ -116,31 +116,66 @@ def rt_bronze_config(profile: Profile, topic: str | None = None, max_offsets: in
     )
 
 
+def rt_silver_config(profile: Profile, topic: str | None = None, max_offsets: int | None = None,
+                     underlier: str | None = None):
+    from .rt_silver import RtSilverConfig
+
+    streams = profile.settings.get("streams", {})
+    return RtSilverConfig(
+        lake_root=profile.lake_root, checkpoint=f"{profile.lake_root}/checkpoints/rt_silver",
+        underlier=underlier or streams.get("underlier", "ES"),
+        topic=topic or streams.get("mbo_topic", "mbo_raw"),
+        publish_topic=streams.get("features_topic", "features_gold"),
+        max_offsets_per_trigger=int(max_offsets or streams.get("max_offsets_per_trigger", 200_000)),
+        trigger_seconds=float(streams.get("trigger_seconds", 1.0)),
+    )
+
+
 def run_rt_bronze(profile: Profile, settings: BusSettings, *, topic: str | None = None, max_offsets: int | None = None,
                   available_now: bool = False) -> None:
     """Run rt bronze in this process until SIGTERM (or, with ``available_now``, until the topic is drained)."""
-    from ..runtime.spark import get_spark
     from . import rt_bronze
 
     config = rt_bronze_config(profile, topic, max_offsets)
-    spark = get_spark(profile, app_name="rt_bronze")
+    _run_query(profile, "rt_bronze", lambda spark, status_path, on_batch: rt_bronze.start(
+        spark, settings, config, available_now=available_now, status_path=status_path, on_batch=on_batch),
+        f"reading {config.topic} on {settings.bootstrap}, checkpoint {config.checkpoint}")
+
+
+def run_rt_silver(profile: Profile, settings: BusSettings, *, topic: str | None = None, max_offsets: int | None = None,
+                  available_now: bool = False) -> None:
+    """Run rt silver in this process until SIGTERM (or, with ``available_now``, until the topic is drained)."""
+    from . import rt_silver
+
+    config = rt_silver_config(profile, topic, max_offsets)
+    _run_query(profile, "rt_silver", lambda spark, status_path, on_batch: rt_silver.start(
+        spark, settings, config, available_now=available_now, status_path=status_path, on_batch=on_batch),
+        f"reading {config.topic} on {settings.bootstrap}, checkpoint {config.checkpoint}")
+
+
+def _run_query(profile: Profile, name: str, start_query, description: str) -> None:
+    """Start a query in this process and wait for it: until SIGTERM, its end (availableNow) or its failure."""
+    from ..runtime.spark import get_spark
+
+    spark = get_spark(profile, app_name=name)
     folder = stream_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     stop_requested = []
     # SIGTERM only sets a flag: the query is stopped from this thread, between two waits (a py4j
     # call from inside the signal handler would re-enter the one running in awaitTermination).
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
-    query = rt_bronze.start(spark, settings, config, available_now=available_now,
-                            status_path=str(folder / "rt_bronze.status.json"),
-                            on_batch=lambda status: print(json.dumps(status), flush=True))
-    print(f"rt_bronze: reading {config.topic} on {settings.bootstrap}, checkpoint {config.checkpoint}", flush=True)
+    query = start_query(spark, str(folder / f"{name}.status.json"), lambda status: print(json.dumps(status), flush=True))
+    print(f"{name}: {description}", flush=True)
     while query.isActive and not stop_requested:
         query.awaitTermination(1.0)
     if stop_requested:
         query.stop()
-        print("rt_bronze: stopped on SIGTERM", flush=True)
+        print(f"{name}: stopped on SIGTERM", flush=True)
     elif query.exception():
-        raise RuntimeError(f"rt_bronze failed: {query.exception()}")
+        raise RuntimeError(f"{name} failed: {query.exception()}")
+
+
+RUNNERS = {"rt_bronze": run_rt_bronze, "rt_silver": run_rt_silver}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     settings = settings_from(profile.settings.get("bus", {}), args.bootstrap)
-    run_rt_bronze(profile, settings, topic=args.topic, max_offsets=args.max_offsets, available_now=args.available_now)
+    RUNNERS[args.name](profile, settings, topic=args.topic, max_offsets=args.max_offsets,
+                       available_now=args.available_now)
     return 0
 
 

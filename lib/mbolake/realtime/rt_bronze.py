@@ -27,7 +27,7 @@ ENVELOPE_DDL = (
     "instrument_id: INT, channel_id: INT, flags: INT, record_index: BIGINT, session_date: DATE, source_file: STRING>"
 )
 # bronze.mbo column <- envelope field (everything but price must be present)
-_COLUMNS = {
+ENVELOPE_COLUMNS = {
     "ts_recv": "m.payload.ts_recv", "ts_event": "m.event_time", "ts_in_delta": "m.payload.ts_in_delta",
     "rtype": "m.payload.rtype", "publisher_id": "m.payload.publisher_id", "instrument_id": "m.payload.instrument_id",
     "channel_id": "m.payload.channel_id", "action": "m.action", "side": "m.side", "price": "m.price",
@@ -80,11 +80,11 @@ def ensure_tables(spark, config: RtBronzeConfig) -> None:
         builder.execute()
 
 
-def _reason(F):
+def invalid_reason(F):
     """The first thing wrong with a parsed message, or null when it is a valid envelope."""
     checks = [(F.col("m").isNull() | F.col("m.event_key").isNull() & F.col("m.payload").isNull(),
                F.lit("not a JSON envelope"))]
-    for column, field in sorted(_COLUMNS.items(), key=lambda item: "payload" in item[1]):  # top level first
+    for column, field in sorted(ENVELOPE_COLUMNS.items(), key=lambda item: "payload" in item[1]):  # top level first
         if column not in OPTIONAL:
             checks.append((F.expr(field).isNull(), F.lit(f"field {field[2:]} is missing or not of its type")))
     checks.append((~F.col("m.action").isin(*ACTIONS), F.concat(F.lit("action "), F.col("m.action"), F.lit(f" is not one of {''.join(ACTIONS)}"))))
@@ -108,14 +108,14 @@ def process_batch(spark, config: RtBronzeConfig, batch, batch_id: int, status_pa
             F.col("partition").cast("int").alias("kafka_partition"), F.col("offset").alias("kafka_offset"),
         )
         .withColumn("m", F.from_json("value", ENVELOPE_DDL, {"mode": "PERMISSIVE"}))
-        .withColumn("reason", _reason(F))
+        .withColumn("reason", invalid_reason(F))
         .persist()
     )
     bookkeeping = [F.lit(batch_id).cast("long").alias("stream_batch_id"), F.lit(now).cast("long").alias("stream_time")]
     bad = parsed.where(F.col("reason").isNotNull()).select(
         "reason", "value", "kafka_topic", "kafka_partition", "kafka_offset", *bookkeeping)
     good = parsed.where(F.col("reason").isNull()).select(
-        *[F.expr(field).alias(column) for column, field in _COLUMNS.items() if column != "event_key"],
+        *[F.expr(field).alias(column) for column, field in ENVELOPE_COLUMNS.items() if column != "event_key"],
         F.lit(f"{QUERY}:{batch_id}").alias("ingest_batch_id"), F.col("m.event_key").alias("event_key"),
         "kafka_topic", "kafka_partition", "kafka_offset", *bookkeeping,
     ).dropDuplicates(["event_key"])
