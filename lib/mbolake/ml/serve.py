@@ -6,6 +6,7 @@ HTTP and checks the answers equal in-process predictions of the same model.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -82,9 +83,17 @@ def _stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 @contextmanager
 def serving(model_uri: str, tracking_uri: str, host: str = "127.0.0.1", port: int | None = None,
-            startup_timeout: float = 120.0, log_dir: str | Path | None = None):
-    """Yield a :class:`LocalServer` for ``model_uri`` (e.g. ``models:/ES_MODEL_setup_v3@champion``)."""
+            startup_timeout: float = 120.0, log_dir: str | Path | None = None, info_path: str | Path | None = None):
+    """Yield a :class:`LocalServer` for ``model_uri`` (e.g. ``models:/ES_MODEL_setup_v3@champion``).
+
+    With ``info_path`` the alias is pinned to its version first (the server keeps serving that
+    version when the alias moves) and, while the server answers, ``info_path`` holds its url,
+    model name and version (:func:`read_serve_info`; rt inference stamps its scores with it)."""
     port = port or free_port(host)
+    info = None
+    if info_path is not None:
+        model_uri, name, version = pin_alias(model_uri, tracking_uri)
+        info = {"model_name": name, "model_version": version, "model_uri": model_uri}
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
     # The server execs ``uvicorn`` by name: put this interpreter's bin folder first on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -111,9 +120,55 @@ def serving(model_uri: str, tracking_uri: str, host: str = "127.0.0.1", port: in
                 raise TimeoutError(f"mlflow models serve did not answer /ping within {startup_timeout}s:\n"
                                    f"{server.log()[-3000:]}")
             time.sleep(0.5)
+        if info is not None:
+            _write_info(Path(info_path), info | {"url": server.url, "pid": proc.pid})
         yield server
     finally:
+        if info is not None:
+            _remove_info(Path(info_path), proc.pid)
         _stop(proc)
+
+
+def pin_alias(model_uri: str, tracking_uri: str) -> tuple[str, str, str]:
+    """``models:/<name>@<alias>`` or ``models:/<name>/<version>`` -> (``models:/<name>/<version>``, name, version)."""
+    from mlflow import MlflowClient
+
+    if not model_uri.startswith("models:/"):
+        raise ValueError(f"cannot tell the registered version of {model_uri!r}: serve a models:/<name>@<alias> URI")
+    ref = model_uri[len("models:/"):]
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(name, alias).version
+    else:
+        name, version = ref.rsplit("/", 1)
+    return f"models:/{name}/{version}", name, str(version)
+
+
+def serve_info_path(profile, model_name: str) -> Path:
+    """Where a locally served model announces itself: ``runs/serve/<model_name>.json``."""
+    return Path(profile.runs_root) / "serve" / f"{model_name}.json"
+
+
+def read_serve_info(path: str | Path) -> dict | None:
+    """The serve info of a running server (url, model_name, model_version, model_uri, pid), or None."""
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if _group_alive(int(info.get("pid", -1))) else None
+
+
+def _write_info(path: Path, info: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(path)
+
+
+def _remove_info(path: Path, pid: int) -> None:
+    info = read_serve_info(path) if path.exists() else None
+    if info is None or int(info.get("pid", -1)) == pid:
+        path.unlink(missing_ok=True)
 
 
 @dataclass

@@ -1,0 +1,362 @@
+"""rt inference: ``gold.setup_vectors_stream`` -> the champion -> ``gold.inference_scores_stream`` + ``inference_scores``.
+
+A Structured Streaming query over the Delta table of setup vectors (trigger every
+``trigger_seconds``, checkpoint ``lake/checkpoints/rt_inference``). Each micro-batch
+(``foreachBatch``) groups its vectors by ``(model_id, feature_set)``, builds the model input the
+way batch serving does (:func:`mbolake.ml.snapshot.feature_matrix` over the feature set's
+layout) and scores it through :class:`~mbolake.ml.inference_client.InferenceClient`.
+
+An endpoint that is down, not served yet or overloaded delays the scores, it never drops them:
+the call is retried with exponential backoff; after ``max_wait_seconds`` the micro-batch raises,
+the query fails and a restart scores the same vectors again from the checkpoint. An answer the
+endpoint refuses (HTTP 4xx: the input does not fit the model) fails at once.
+
+Every score carries the served ``model_name`` / ``model_version`` and the vector's
+``feature_hash``. The scores are appended with Delta's txnAppId/txnVersion (a micro-batch
+re-run after a crash is not written twice; its scores, read back from the table, are published
+again rather than scored again), then published as JSON to ``inference_scores`` (key
+``episode_id``; at least once: a consumer keeps the last message per episode and model version).
+
+The setup vectors stream must only ever be appended to (an append or an insert-only MERGE):
+the Delta streaming source fails on a commit that rewrites files, which is what we want.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from ..ml.inference_client import InferenceClient, InferenceError
+from ..ml.registry import registered_model_name
+from ..ml.snapshot import feature_matrix
+from ..schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS_STREAM, Table
+from .bus import BusSettings, check_bus
+from .producer import BusProducer
+from .rt_bronze import check_checkpoint
+
+QUERY = "rt_inference"
+log = logging.getLogger(__name__)
+SCORE_COLUMNS = [f.name for f in INFERENCE_SCORES_STREAM.schema]
+CLASS_COLUMNS = {"BREAK": "p_break", "REJECT": "p_reject", "CHOP": "p_chop"}
+# HTTP answers that mean "not now" rather than "never" (timeouts, throttling, the server's own trouble)
+RETRY_CODES = {408, 425, 429}
+
+
+@dataclass(frozen=True)
+class RtInferenceConfig:
+    lake_root: str
+    checkpoint: str
+    topic: str = "inference_scores"
+    trigger_seconds: float = 5.0
+    max_wait_seconds: float = 600.0  # the endpoint down longer than this: the query fails
+    first_backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    max_files_per_trigger: int = 1000
+
+    def table_path(self, table: Table) -> str:
+        layer, name = table.name.split(".", 1)
+        return f"{self.lake_root}/{layer}/{name}"
+
+    def check(self) -> None:
+        """A bad parameter fails before the query starts, naming it."""
+        for name in ("trigger_seconds", "max_wait_seconds", "first_backoff_seconds", "max_backoff_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"rt_inference: {name} must be a number > 0, got {value!r}")
+        if not isinstance(self.max_files_per_trigger, int) or self.max_files_per_trigger < 1:
+            raise ValueError(f"rt_inference: max_files_per_trigger must be an integer >= 1, got {self.max_files_per_trigger!r}")
+        if not self.topic:
+            raise ValueError("rt_inference: topic is empty")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a model is served and which registered version answers there."""
+    client: InferenceClient
+    model_name: str
+    model_version: str
+
+
+# (model_id, feature_set) -> the endpoint serving that model now, or None when none is known yet
+Resolver = Callable[[str, str], "Endpoint | None"]
+
+
+class EndpointDown(RuntimeError):
+    """The endpoint did not answer within ``max_wait_seconds``: the micro-batch (and the query) fails."""
+
+
+def model_layout(feature_set: str) -> list[str]:
+    from ..features.setup_vector import FEATURE_SET, SETUP_V3_LAYOUT
+
+    if feature_set != FEATURE_SET:
+        raise ValueError(f"setup vectors of feature_set {feature_set!r} cannot be scored: the served models take "
+                         f"{FEATURE_SET!r}")
+    return list(SETUP_V3_LAYOUT)
+
+
+def model_input(vectors: pd.DataFrame, feature_set: str) -> pd.DataFrame:
+    """The model's input frame, as batch serving builds it (notebook 43): one float64 column per layout name."""
+    return feature_matrix(vectors.reset_index(drop=True), model_layout(feature_set))
+
+
+class EndpointUnavailable(RuntimeError):
+    """No endpoint is known for a model yet (retried like a refused connection)."""
+
+
+def _retryable(exc: Exception) -> bool:
+    cause = exc.__cause__ if isinstance(exc, InferenceError) else exc
+    if isinstance(cause, urllib.error.HTTPError):
+        return cause.code in RETRY_CODES or cause.code >= 500
+    return isinstance(cause, (OSError, EndpointUnavailable))  # refused, reset, timed out, no DNS, not served
+
+
+def score_group(vectors: pd.DataFrame, model_id: str, feature_set: str, resolve: Resolver,
+                config: RtInferenceConfig, sleep=time.sleep) -> pd.DataFrame:
+    """Score one model's vectors, retrying with backoff while its endpoint is down; the score rows
+    (without the stream bookkeeping columns)."""
+    frame = model_input(vectors, feature_set)
+    started, delay, attempts = time.monotonic(), config.first_backoff_seconds, 0
+    while True:
+        attempts += 1
+        endpoint = None
+        try:
+            endpoint = resolve(model_id, feature_set)
+            if endpoint is None:
+                raise EndpointUnavailable(f"no endpoint serves {registered_model_name(model_id, feature_set)} "
+                                          "(no serve info file, endpoint.url or MBOLAKE_ENDPOINT_URL)")
+            answer = endpoint.client.predict(frame)
+            break
+        except Exception as exc:  # noqa: BLE001 -- sorted into retry / fail just below
+            if not _retryable(exc):
+                raise
+            waited = time.monotonic() - started
+            where = endpoint.client.scoring_url if endpoint else "no endpoint"
+            if waited + delay > config.max_wait_seconds:
+                raise EndpointDown(f"rt_inference: {model_id} ({where}) did not answer within "
+                                   f"{config.max_wait_seconds:g} s ({attempts} attempts): {exc}") from exc
+            log.warning("rt_inference: %d vector(s) of %s wait for %s (attempt %d, retry in %.1f s): %s",
+                        len(frame), model_id, where, attempts, delay, exc)
+            sleep(delay)
+            delay = min(delay * 2, config.max_backoff_seconds)
+    return score_rows(vectors, answer, endpoint, attempts)
+
+
+def score_rows(vectors: pd.DataFrame, answer: pd.DataFrame, endpoint: Endpoint, attempts: int) -> pd.DataFrame:
+    if len(answer) != len(vectors):
+        raise InferenceError(f"{endpoint.client.scoring_url} answered {len(answer)} rows for {len(vectors)} vectors")
+    unknown = [c for c in answer.columns if c.startswith("p_") and c[2:] not in CLASS_COLUMNS]
+    if unknown or "predicted" not in answer:
+        raise InferenceError(f"{endpoint.model_name} v{endpoint.model_version} answered columns "
+                             f"{list(answer.columns)}: expected predicted and p_<class> of {sorted(CLASS_COLUMNS)}")
+    out = vectors[["episode_id", "model_id", "contract_id", "session_date", "vector_time", "feature_hash"]]
+    out = out.reset_index(drop=True).copy()
+    out["model_name"] = endpoint.model_name
+    out["model_version"] = str(endpoint.model_version)
+    out["predicted"] = answer["predicted"].astype(str).to_numpy()
+    for cls, column in CLASS_COLUMNS.items():
+        out[column] = answer[f"p_{cls}"].astype("float64").to_numpy() if f"p_{cls}" in answer else float("nan")
+    out["scored_time"] = time.time_ns()
+    out["attempts"] = attempts
+    return out
+
+
+# -- where the champion is served --------------------------------------------------------------
+
+
+def profile_resolver(profile) -> Resolver:
+    """The profile's endpoint for a model: ``endpoint.url`` / ``MBOLAKE_ENDPOINT_URL`` (Azure ML or a server
+    started elsewhere; version from ``endpoint.model_version`` / ``MBOLAKE_ENDPOINT_MODEL_VERSION``, else the
+    registry's champion), else the serve info file of a local ``mlflow models serve``
+    (:func:`mbolake.ml.serve.serving` with ``info_path``), else None (not served yet)."""
+    from ..ml import serve
+
+    settings = dict(profile.settings.get("endpoint", {}))
+
+    def resolve(model_id: str, feature_set: str) -> Endpoint | None:
+        name = registered_model_name(model_id, feature_set)
+        url = settings.get("url") or os.environ.get("MBOLAKE_ENDPOINT_URL")
+        if url:
+            version = (settings.get("model_version") or os.environ.get("MBOLAKE_ENDPOINT_MODEL_VERSION")
+                       or champion_version(profile.mlflow_tracking_uri, name))
+            kind = settings.get("kind", "mlflow_local")
+            return Endpoint(InferenceClient(url=url, kind=kind, deployment=settings.get("deployment")), name,
+                            str(version))
+        info = serve.read_serve_info(serve.serve_info_path(profile, name))
+        if info is None:
+            return None
+        return Endpoint(InferenceClient(url=info["url"], kind="mlflow_local"), info["model_name"],
+                        str(info["model_version"]))
+
+    return resolve
+
+
+def champion_version(tracking_uri: str, model_name: str) -> str:
+    from mlflow import MlflowClient
+
+    return str(MlflowClient(tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(model_name, "champion")
+               .version)
+
+
+def check_endpoints(resolve: Resolver, model_ids: list[tuple[str, str]]) -> list[str]:
+    """At start: one line per model saying where it is served or why it is not (not fatal: scores wait)."""
+    import urllib.request
+
+    lines = []
+    for model_id, feature_set in model_ids:
+        try:
+            endpoint = resolve(model_id, feature_set)
+        except Exception as exc:  # noqa: BLE001 -- reported, the query retries per micro-batch
+            lines.append(f"rt_inference: the endpoint of {model_id} cannot be resolved yet: {exc}")
+            continue
+        if endpoint is None:
+            lines.append(f"rt_inference: no endpoint serves {registered_model_name(model_id, feature_set)} yet; "
+                         "its vectors wait until one does")
+            continue
+        ping = endpoint.client.url.rstrip("/") + "/ping" if endpoint.client.kind == "mlflow_local" else None
+        try:
+            if ping:
+                urllib.request.urlopen(ping, timeout=3).close()
+            lines.append(f"rt_inference: {endpoint.model_name} v{endpoint.model_version} at {endpoint.client.scoring_url}")
+        except OSError as exc:
+            lines.append(f"rt_inference: {endpoint.model_name} at {endpoint.client.scoring_url} does not answer yet "
+                         f"({exc}); its vectors wait until it does")
+    return lines
+
+
+# -- the query ------------------------------------------------------------------------------------
+
+
+def ensure_tables(spark, config: RtInferenceConfig) -> None:
+    from delta.tables import DeltaTable
+
+    from ..schemas import spark_schema
+
+    for table in (SETUP_VECTORS_STREAM, INFERENCE_SCORES_STREAM):
+        builder = DeltaTable.createIfNotExists(spark).location(config.table_path(table)).addColumns(spark_schema(table))
+        if table.partition_by:
+            builder = builder.partitionedBy(*table.partition_by)
+        builder.execute()
+
+
+def app_id(config: RtInferenceConfig) -> str:
+    return f"{QUERY}:{config.checkpoint}"
+
+
+def _committed(config: RtInferenceConfig, batch_id: int) -> bool:
+    from deltalake import DeltaTable
+
+    version = DeltaTable(config.table_path(INFERENCE_SCORES_STREAM)).transaction_version(app_id(config))
+    return version is not None and version >= batch_id
+
+
+def score_batch(vectors: pd.DataFrame, resolve: Resolver, config: RtInferenceConfig, sleep=time.sleep) -> pd.DataFrame:
+    """Every vector of a micro-batch scored, one call per (model_id, feature_set)."""
+    vectors = vectors.drop_duplicates(["model_id", "episode_id", "feature_hash"])
+    frames = [score_group(group, model_id, feature_set, resolve, config, sleep)
+              for (model_id, feature_set), group in vectors.groupby(["model_id", "feature_set"], sort=True)]
+    if not frames:
+        return pd.DataFrame(columns=SCORE_COLUMNS[:-2])
+    return pd.concat(frames, ignore_index=True)
+
+
+def messages(scores: pd.DataFrame) -> list[tuple[bytes, bytes]]:
+    """(key, JSON value) per score: the table row, dates as ISO text."""
+    pairs = []
+    for row in scores[SCORE_COLUMNS].to_dict(orient="records"):
+        row = {k: (v.isoformat() if hasattr(v, "isoformat") else None if v != v else v) for k, v in row.items()}
+        pairs.append((row["episode_id"].encode(), json.dumps(row, default=_plain).encode()))
+    return pairs
+
+
+def publish(settings: BusSettings, topic: str, scores: pd.DataFrame) -> None:
+    """Publish and wait for the acknowledgements; a producer per micro-batch (Delta runs no empty
+    micro-batch, so one per batch of scores) leaves no connection behind a stopped query."""
+    producer = BusProducer(settings, topic, check=False)
+    producer.send(messages(scores))
+    producer.flush(60)
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def process_batch(spark, config: RtInferenceConfig, batch, batch_id: int, resolve: Resolver,
+                  settings: BusSettings | None, status_path: str | None = None) -> dict:
+    """One micro-batch: score (or, when this batch id already committed, read back), write, publish."""
+    from pyspark.sql import functions as F
+
+    from ..schemas import spark_schema
+
+    started = time.perf_counter()
+    path = config.table_path(INFERENCE_SCORES_STREAM)
+    rerun = _committed(config, batch_id)
+    if rerun:  # written before a crash: publish what was written, score nothing again
+        scores = spark.read.format("delta").load(path).where(F.col("stream_batch_id") == batch_id).toPandas()
+        n_vectors, first_vector_ns = len(scores), None
+    else:
+        vectors = batch.toPandas()
+        n_vectors = len(vectors)
+        first_vector_ns = vectors["stream_time"].min() if n_vectors else None
+        scores = score_batch(vectors, resolve, config)
+        scores["stream_batch_id"] = batch_id
+        scores["stream_time"] = time.time_ns()
+    score_seconds = time.perf_counter() - started
+    write_started = time.perf_counter()
+    if len(scores) and not rerun:
+        frame = spark.createDataFrame(scores[SCORE_COLUMNS].astype({"attempts": "int32"}),
+                                      schema=spark_schema(INFERENCE_SCORES_STREAM))
+        (frame.write.format("delta").mode("append").option("txnAppId", app_id(config)).option("txnVersion", batch_id)
+         .save(path))
+    write_seconds, committed_ns = time.perf_counter() - write_started, time.time_ns()
+    publish_started = time.perf_counter()
+    if settings is not None and len(scores):
+        publish(settings, config.topic, scores)
+    status = {"query": QUERY, "batch_id": batch_id, "vectors": n_vectors, "scores": len(scores), "rerun": rerun,
+              "attempts": int(scores["attempts"].max()) if len(scores) else 0,
+              "score_seconds": round(score_seconds, 3), "write_seconds": round(write_seconds, 3),
+              "publish_seconds": round(time.perf_counter() - publish_started, 3),
+              "seconds": round(time.perf_counter() - started, 3),
+              # from rt gold's commit of the batch's oldest vector to the commit of its score
+              "vector_to_score_seconds_max": None if pd.isna(first_vector_ns) else
+              round((committed_ns - int(first_vector_ns)) / 1e9, 3),
+              "time": time.time()}
+    if status_path:
+        with open(status_path, "w") as f:
+            f.write(json.dumps(status))
+    return status
+
+
+def source(spark, config: RtInferenceConfig):
+    return (spark.readStream.format("delta").option("maxFilesPerTrigger", str(config.max_files_per_trigger))
+            .load(config.table_path(SETUP_VECTORS_STREAM)))
+
+
+def start(spark, settings: BusSettings | None, config: RtInferenceConfig, resolve: Resolver, *,
+          available_now: bool = False, status_path: str | None = None, on_batch=None):
+    """Check the parameters, the bus and the checkpoint, then start the query; returns the StreamingQuery.
+    ``settings`` None: scores go to the table only. ``on_batch(status)`` is called after each micro-batch."""
+    config.check()
+    if settings is not None:
+        check_bus(settings, (config.topic,))
+    check_checkpoint(config.checkpoint)
+    ensure_tables(spark, config)
+
+    def run(batch, batch_id):
+        status = process_batch(spark, config, batch, batch_id, resolve, settings, status_path)
+        if on_batch:
+            on_batch(status)
+
+    writer = (source(spark, config).writeStream.queryName(QUERY).option("checkpointLocation", config.checkpoint)
+              .foreachBatch(run))
+    writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
+    return writer.start()
+
+
+__all__ = ["QUERY", "RtInferenceConfig", "Endpoint", "EndpointDown", "start", "process_batch", "score_batch",
+           "score_group", "profile_resolver", "check_endpoints", "ensure_tables", "model_input", "messages"]

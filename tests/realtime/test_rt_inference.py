@@ -1,0 +1,215 @@
+"""rt inference against a real champion (a tiny sweep, registered, ``mlflow models serve``), a real broker
+and Spark: every setup vector of the stream scored once, stamped with its feature_hash and the served
+version, equal to the endpoint's own answer; vectors that arrive while the server is down are scored
+once it is back; the topic carries exactly the table's rows; a re-run micro-batch is not scored twice."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from mbolake.features.setup_vector import FEATURE_SET, feature_hash
+from mbolake.ml.inference_client import InferenceClient
+from mbolake.ml.serve import free_port, serve_info_path, serving
+from mbolake.realtime import bus, rt_inference
+from mbolake.realtime.bus import BusError, BusSettings
+from mbolake.realtime.rt_inference import RtInferenceConfig
+from mbolake.schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS, SETUP_VECTORS_STREAM
+
+from .conftest import consume_all
+from tests.helpers import make_project
+
+RUN_DATE = dt.date(2024, 6, 1)
+
+
+@pytest.fixture(scope="module")
+def champion(tmp_path_factory):
+    """A champion ES_MODEL_setup_v3 trained on a synthetic snapshot (one sweep trial) in a project of its own."""
+    import mlflow
+
+    from mbolake.ml.registry import register_best
+    from mbolake.ml.snapshot import load_snapshot
+    from mbolake.ml.split import split_snapshot
+    from mbolake.ml.sweep import run_sweep
+    from mbolake.ml.tracking import setup_mlflow
+    from mbolake.runtime.config import load_profile
+    from mbolake.sample.ml_snapshot import write_synthetic_snapshot
+
+    root = make_project(tmp_path_factory.mktemp("rt_inference_project"))
+    old_home, old_uri = os.environ.get("MBOLAKE_HOME"), mlflow.get_tracking_uri()
+    os.environ["MBOLAKE_HOME"] = str(root)
+    try:
+        profile = load_profile("local")
+    finally:
+        if old_home is None:
+            os.environ.pop("MBOLAKE_HOME", None)
+        else:
+            os.environ["MBOLAKE_HOME"] = old_home
+    setup_mlflow(profile, experiment="rt-inference-test")
+    write_synthetic_snapshot(profile.ml_artifacts_root, run_date=RUN_DATE, n_sessions=4, episodes_per_session=20)
+    snapshot = load_snapshot(profile.ml_artifacts_root, "ES_MODEL", RUN_DATE)
+    split = split_snapshot(snapshot, name="main", fractions=(0.5, 0.25, 0.25))
+    version = register_best(run_sweep(split, max_evals=1, seed=3, plots=False, log_split=False))
+    yield {"profile": profile, "snapshot": snapshot, "name": version.name, "version": str(version.version)}
+    mlflow.set_tracking_uri(old_uri)
+    mlflow.set_registry_uri(old_uri)
+
+
+def stream_vectors(snapshot, n: int) -> pd.DataFrame:
+    """``n`` setup vectors as rt gold writes them (real feature hashes; the stream bookkeeping set on write)."""
+    frame = snapshot.frame.tail(n).reset_index(drop=True)[[f.name for f in SETUP_VECTORS.schema]].copy()
+    frame["feature_hash"] = [feature_hash(FEATURE_SET, v) for v in frame["feature_vector"]]
+    return frame
+
+
+def append_vectors(spark, config: RtInferenceConfig, vectors: pd.DataFrame, batch_id: int) -> None:
+    from mbolake.schemas import spark_schema
+
+    rows = vectors.assign(stream_batch_id=batch_id, stream_time=time.time_ns())
+    rows["approach_direction"] = rows["approach_direction"].astype("int32")
+    (spark.createDataFrame(rows, schema=spark_schema(SETUP_VECTORS_STREAM)).write.format("delta").mode("append")
+     .save(config.table_path(SETUP_VECTORS_STREAM)))
+
+
+def scores_table(config: RtInferenceConfig) -> pd.DataFrame:
+    return DeltaTable(config.table_path(INFERENCE_SCORES_STREAM)).to_pandas()
+
+
+def wait_for_scores(config, query, n: int, timeout: float = 180.0) -> pd.DataFrame:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert query.isActive, f"the query stopped: {query.exception()}"
+        scores = scores_table(config)
+        if len(scores) >= n:
+            return scores
+        time.sleep(0.5)
+    raise AssertionError(f"{len(scores_table(config))} of {n} vectors scored within {timeout:.0f} s")
+
+
+def fresh_topic(broker) -> str:
+    name = f"inference_scores_{uuid.uuid4().hex[:8]}"
+    bus.ensure_topics(BusSettings(broker["bootstrap"]), {name: 1})
+    return name
+
+
+@pytest.mark.spark
+@pytest.mark.kafka
+@pytest.mark.serve
+@pytest.mark.slow
+def test_every_vector_scored_once_also_across_an_endpoint_outage(spark, broker, champion, tmp_path):
+    profile, name = champion["profile"], champion["name"]
+    settings = BusSettings(broker["bootstrap"])
+    config = RtInferenceConfig(lake_root=str(tmp_path / "lake"), checkpoint=str(tmp_path / "lake/checkpoints/rt_inference"),
+                               topic=fresh_topic(broker), trigger_seconds=1.0, max_wait_seconds=300.0,
+                               first_backoff_seconds=0.5, max_backoff_seconds=2.0)
+    resolve = rt_inference.profile_resolver(profile)
+    vectors = stream_vectors(champion["snapshot"], 7)
+    first, second = vectors.iloc[:4], vectors.iloc[4:]
+    info_path = serve_info_path(profile, name)
+    rt_inference.ensure_tables(spark, config)
+    append_vectors(spark, config, first.iloc[:2], 0)
+    append_vectors(spark, config, first.iloc[2:], 1)
+    batches: list[dict] = []
+    model_uri = f"models:/{name}@champion"
+
+    with serving(model_uri, profile.mlflow_tracking_uri, info_path=info_path, log_dir=tmp_path / "serve") as server:
+        assert json.loads(info_path.read_text())["model_version"] == champion["version"]
+        query = rt_inference.start(spark, settings, config, resolve, on_batch=batches.append)
+        wait_for_scores(config, query, 4)
+        direct_first = InferenceClient(server.url).predict(rt_inference.model_input(first, FEATURE_SET))
+    assert not info_path.exists()  # the server is gone and says so
+
+    # the endpoint is down: new vectors wait (the micro-batch retries with backoff), nothing is dropped
+    append_vectors(spark, config, second, 2)
+    time.sleep(6)
+    assert len(scores_table(config)) == 4 and query.isActive
+    with serving(model_uri, profile.mlflow_tracking_uri, info_path=info_path, log_dir=tmp_path / "serve") as server:
+        scores = wait_for_scores(config, query, 7)
+        direct_second = InferenceClient(server.url).predict(rt_inference.model_input(second, FEATURE_SET))
+    query.stop()
+
+    scores = scores_table(config).sort_values("vector_time", kind="stable").reset_index(drop=True)
+    assert len(scores) == 7 and scores["episode_id"].is_unique
+    assert list(scores["episode_id"]) == list(vectors["episode_id"])
+    assert list(scores["feature_hash"]) == list(vectors["feature_hash"])
+    assert set(scores["model_version"]) == {champion["version"]} and set(scores["model_name"]) == {name}
+    direct = pd.concat([direct_first, direct_second], ignore_index=True)
+    for cls in ("BREAK", "REJECT", "CHOP"):
+        np.testing.assert_allclose(scores[f"p_{cls.lower()}"], direct[f"p_{cls}"], rtol=0, atol=1e-12)
+    assert list(scores["predicted"]) == list(direct["predicted"])
+    assert (scores["attempts"].iloc[:4] == 1).all() and (scores["attempts"].iloc[4:] > 1).all()
+    scored = [b for b in batches if b["scores"]]
+    print("rt_inference micro-batches:", [(b["batch_id"], b["scores"], b["attempts"], b["seconds"],
+                                           b["vector_to_score_seconds_max"]) for b in scored])
+
+    # the topic carries each table row once, key = episode_id
+    messages = consume_all(broker["bootstrap"], config.topic)
+    assert sorted(m.key().decode() for m in messages) == sorted(scores["episode_id"])
+    published = pd.DataFrame([json.loads(m.value()) for m in messages]).set_index("episode_id").sort_index()
+    table = scores.set_index("episode_id").sort_index()
+    table["session_date"] = [d.isoformat() for d in table["session_date"]]
+    pd.testing.assert_frame_equal(published[table.columns], table, check_dtype=False)
+
+    # a micro-batch re-run after a crash (already committed) is read back, not scored nor written again
+    last = max(b["batch_id"] for b in scored)
+    empty = spark.createDataFrame([], schema=spark.read.format("delta").load(config.table_path(SETUP_VECTORS_STREAM)).schema)
+    again = rt_inference.process_batch(spark, config, empty, last, resolve, settings=None)
+    assert again["rerun"] and again["scores"] == 3 and len(scores_table(config)) == 7
+
+
+@pytest.mark.kafka
+def test_a_bad_parameter_topic_broker_or_checkpoint_fails_before_the_query(broker, tmp_path):
+    config = RtInferenceConfig(lake_root=str(tmp_path / "lake"), checkpoint=str(tmp_path / "ckpt"),
+                               topic=fresh_topic(broker))
+    settings = BusSettings(broker["bootstrap"])
+    # every check runs before Spark is touched: no session is needed to see them fail
+    with pytest.raises(ValueError, match="trigger_seconds must be a number > 0, got 0"):
+        rt_inference.start(None, settings, replace(config, trigger_seconds=0), lambda *_: None)
+    with pytest.raises(ValueError, match="max_wait_seconds must be a number > 0, got -1"):
+        rt_inference.start(None, settings, replace(config, max_wait_seconds=-1), lambda *_: None)
+    with pytest.raises(BusError, match="no_such_topic"):
+        rt_inference.start(None, settings, replace(config, topic="no_such_topic"), lambda *_: None)
+    with pytest.raises(BusError, match="127.0.0.1:1 is unreachable"):
+        rt_inference.start(None, BusSettings("127.0.0.1:1"), config, lambda *_: None)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    bad = str(locked / "ckpt") if os.geteuid() else "/proc/mbolake-ckpt"  # root writes anywhere else
+    with pytest.raises(PermissionError, match="checkpoint location .* is not writable"):
+        rt_inference.start(None, settings, replace(config, checkpoint=bad), lambda *_: None)
+
+
+def test_an_endpoint_that_stays_down_is_retried_with_backoff_then_fails_naming_it(tmp_path):
+    from mbolake.realtime.rt_inference import Endpoint, EndpointDown, score_group
+    from mbolake.sample.ml_snapshot import synthetic_training_frame
+
+    vectors = synthetic_training_frame(n_sessions=1, episodes_per_session=3)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connections are refused
+    endpoint = Endpoint(InferenceClient(url), "ES_MODEL_setup_v3", "1")
+    config = RtInferenceConfig(lake_root=str(tmp_path), checkpoint=str(tmp_path / "ckpt"), max_wait_seconds=3.0,
+                               first_backoff_seconds=0.25, max_backoff_seconds=1.0)
+    waits: list[float] = []
+
+    def sleep(seconds):
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    started = time.monotonic()
+    with pytest.raises(EndpointDown, match=rf"ES_MODEL \({url}/invocations\) did not answer within 3 s \(\d+ attempts\)"):
+        score_group(vectors, "ES_MODEL", FEATURE_SET, lambda *_: endpoint, config, sleep)
+    assert waits[:3] == [0.25, 0.5, 1.0] and set(waits[3:]) <= {1.0}
+    assert 2.0 <= time.monotonic() - started < 6.0
+
+    # no endpoint known at all is the same wait, then the same failure
+    with pytest.raises(EndpointDown, match="no endpoint serves ES_MODEL_setup_v3"):
+        score_group(vectors, "ES_MODEL", FEATURE_SET, lambda *_: None, replace(config, max_wait_seconds=0.5), sleep)
+    with pytest.raises(ValueError, match="feature_set 'setup_v1' cannot be scored"):
+        score_group(vectors, "ES_MODEL", "setup_v1", lambda *_: endpoint, config, sleep)
