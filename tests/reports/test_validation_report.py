@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from mbolake.reports import render
-from mbolake.runtime import orchestrator
+from mbolake.runtime import orchestrator, run_record
 from mbolake.runtime.config import load_profile
 
 from tests.reports.conftest import open_page
@@ -85,3 +85,57 @@ def test_quarto_renders_the_same_source(small_lake):
     result = render.render_report("validation", load_profile("local"), "quarto-run", engine="quarto")
     assert result.status == "ok", result.error
     assert "PROBLEMS FOUND" in result.html.read_text()
+
+
+@pytest.fixture(scope="module")
+def parity_reports(small_lake):
+    """Two runs with an engine-parity summary of the small lake's last session: its order-book
+    rows against themselves (equal) and against a copy with one bid price moved a tick (not
+    equal). The re-run on the other engine is tested in tests/stages/test_engine_parity_spark.py."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mbolake.runtime.context import context
+    from mbolake.schemas import ORDERBOOK_STATE
+    from mbolake.stages import engine_parity as ep
+
+    profile = load_profile("local")
+    ctx = context(profile)
+    session = ep.last_session(ctx)
+    states = ep.sort_rows(ep.read_session(ctx, ORDERBOOK_STATE, session), ep.ROW_KEYS[ORDERBOOK_STATE])
+    bids = states.column("bid_px_00").to_numpy().copy()
+    bids[100] += 250_000_000  # a quarter point, in fixed-point nanos
+    altered = states.set_column(states.schema.get_field_index("bid_px_00"), "bid_px_00", pa.array(bids, pa.int64()))
+    results = {}
+    for run_id, other in (("parity-ok", states), ("parity-bad", altered)):
+        equal, notes = ep.compare_rows(states, other, ep.ROW_KEYS[ORDERBOOK_STATE], "spark")
+        table = ep.TableParity("SilverRebuildOrderBook", ORDERBOOK_STATE.name, equal, states.num_rows, other.num_rows,
+                               notes)
+        parity = ep.EngineParity(session, "local", "spark", 0, [table])
+        run_dir = write_run(small_lake, run_id)
+        with orchestrator.environment(**{run_record.RUN_DIR_ENV: str(run_dir)}):
+            parity.record()
+        [results[run_id]] = render.render_reports(["validation"], profile, run_id, log=lambda _: None)
+    assert np.issubdtype(bids.dtype, np.integer)
+    return results
+
+
+def check_statuses(page: str) -> dict:
+    return {name: status for status, name in re.findall(r'check-(\w+)"[^>]*>\w+</td><td[^>]*><b>([\w ]+)</b>', page)}
+
+
+def test_engine_parity_is_green_when_every_table_is_equal(parity_reports):
+    result = parity_reports["parity-ok"]
+    assert result.status == "ok", result.error
+    page = result.html.read_text()
+    assert check_statuses(page)["engine parity"] == "ok" and "1/1 equal" in page
+    assert "engine_parity: silver.orderbook_state" in page  # the per-table row of the Engine parity section
+
+
+def test_engine_parity_is_red_naming_the_table_and_its_first_difference(parity_reports):
+    result = parity_reports["parity-bad"]
+    assert result.status == "ok", result.error
+    page = result.html.read_text()
+    assert check_statuses(page)["engine parity"] == "failed" and "0/1 equal" in page
+    assert "engine_parity: silver.orderbook_state differs: first difference in column bid_px_00 at row 100" in page
+    assert 'data-status="failed"' in page

@@ -81,12 +81,22 @@ def book_quality(profile: Profile) -> pd.DataFrame | None:
 
 
 def parity_results(profile: Profile, run_id: str) -> pd.DataFrame | None:
-    """Engine-parity (and batch/stream-parity) summaries the run recorded (``summaries/*parity*.json``)."""
+    """Engine-parity (and batch/stream-parity) summaries the run recorded (``summaries/*parity*.json``):
+    one row per compared table when the summary lists them (``details``, as
+    ``stages.engine_parity`` writes), else one row for the summary."""
     found = [s for name, s in run_record.stage_summaries(Path(profile.runs_root) / run_id).items() if "parity" in name.lower()]
     if not found:
         return None
-    return pd.DataFrame([{"check": s["stage"], "equal": bool(s.get("equal", s.get("rows_out", 0) == s.get("rows_in"))),
-                          "notes": "; ".join(s.get("notes", []))} for s in found])
+    rows = []
+    for s in found:
+        entries = [d for d in s.get("details") or [] if isinstance(d, dict) and "equal" in d]
+        if entries:
+            rows += [{"check": f"{s['stage']}: {d.get('table', d.get('stage', '?'))}", "equal": bool(d["equal"]),
+                      "rows": d.get("rows"), "notes": d.get("notes", "")} for d in entries]
+        else:
+            rows.append({"check": s["stage"], "equal": bool(s.get("equal", s.get("rows_out", 0) == s.get("rows_in"))),
+                         "rows": s.get("rows_out"), "notes": "; ".join(s.get("notes", []))})
+    return pd.DataFrame(rows, columns=["check", "equal", "rows", "notes"])
 
 
 def latest_snapshot(profile: Profile, model_id: str) -> tuple[Path, dict] | None:
@@ -162,7 +172,9 @@ def checks(profile: Profile, run_id: str, model_id: str) -> list[Check]:
                          ", ".join(f"{c} {n:,}" for c, n in alarms.items()) or f"{len(quality)} contract-session(s) clean"))
     parity = parity_results(profile, run_id)
     out.append(Check("engine parity", "missing" if parity is None else ("ok" if parity["equal"].all() else "failed"),
-                     "not recorded in this run" if parity is None else f"{int(parity['equal'].sum())}/{len(parity)} equal"))
+                     "not recorded in this run" if parity is None else f"{int(parity['equal'].sum())}/{len(parity)} equal"
+                     + "".join(f"; {c} differs: {n}" for c, n in zip(parity.loc[~parity["equal"], "check"],
+                                                                     parity.loc[~parity["equal"], "notes"]))))
     out.append(lineage_check(profile, model_id))
     return out
 

@@ -6,6 +6,7 @@ notebook writes its summary into the run's folder; outside a run nothing is writ
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -37,6 +38,17 @@ def read_json(path: Path) -> dict | None:
 def current_run_dir() -> Path | None:
     value = os.environ.get(RUN_DIR_ENV)
     return Path(value) if value else None
+
+
+@contextlib.contextmanager
+def suspended():
+    """Stage summaries written inside are not the run's (a scratch re-run such as engine parity)."""
+    value = os.environ.pop(RUN_DIR_ENV, None)
+    try:
+        yield
+    finally:
+        if value is not None:
+            os.environ[RUN_DIR_ENV] = value
 
 
 def write_stage_summary(stage: str, payload: dict) -> Path | None:
