@@ -1,0 +1,272 @@
+"""rt silver and gold: ``mbo_raw`` -> the order book as streaming state per contract -> the same
+rows as the batch stages (Spark Structured Streaming, ``applyInPandasWithState``).
+
+Per micro-batch, the valid envelopes of the product's outrights (the checks of rt bronze; a
+malformed message is skipped here and quarantined by rt bronze) are grouped by
+``(contract_id, session_date)``. For each group Spark calls ``update_contract`` once: one state
+read (the ``ContractSessionStream`` blob of ``stages.contract_stream``), the group's records
+through the book, bar, level and approach kernels, one state write. The state store is
+RocksDB; state and Kafka offsets live in the checkpoint (``lake/checkpoints/rt_silver``), so a
+query killed at any point resumes where its last committed micro-batch ended.
+
+The function returns the rows it completed as Arrow IPC blobs, one per output table; the
+micro-batch sink (``foreachBatch``) decodes them into
+
+- ``silver.orderbook_state_stream``, ``silver.bar_5s_stream``,
+  ``silver.feature_primitives_stream``, ``gold.setup_vectors_stream`` (the batch tables'
+  columns plus ``stream_batch_id`` / ``stream_time``) and ``gold.feature_series_stream``,
+
+each an idempotent Delta append (``txnAppId`` / ``txnVersion``: a micro-batch re-run after a
+crash skips the tables it already wrote), then publishes the setup vectors and the feature
+series to ``features_gold`` (JSON, keyed by episode id / contract; at least once: a re-run
+micro-batch may publish again, readers keep the last message per key).
+
+The front month of a session is the roll calendar's (``core.products.front_month_symbol``), as
+in batch: the stream knows it at the session's first record. Records are put in feed order
+``(ts_recv, record_index)`` within a group; a record at or before the last one applied to its
+contract (a message delivered twice) is skipped.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.products import get_product
+from ..schemas import (
+    BAR_5S,
+    BAR_5S_STREAM,
+    FEATURE_PRIMITIVES,
+    FEATURE_PRIMITIVES_STREAM,
+    FEATURE_SERIES_STREAM,
+    ORDERBOOK_STATE,
+    ORDERBOOK_STATE_STREAM,
+    SETUP_VECTORS,
+    SETUP_VECTORS_STREAM,
+    Table,
+)
+from ..stages.base import SilverFilterFirst4Hours
+from ..stages.mbo_input import KERNEL_COLUMNS
+from .bus import BusSettings, check_bus
+from .rt_bronze import ENVELOPE_COLUMNS, ENVELOPE_DDL, check_checkpoint, invalid_reason
+
+QUERY = "rt_silver"
+TWINS = {ORDERBOOK_STATE.name: ORDERBOOK_STATE_STREAM, BAR_5S.name: BAR_5S_STREAM,
+         FEATURE_PRIMITIVES.name: FEATURE_PRIMITIVES_STREAM, SETUP_VECTORS.name: SETUP_VECTORS_STREAM}
+OUTPUT_DDL = "table STRING, contract_id STRING, session_date DATE, rows BINARY"
+STATE_DDL = "blob BINARY"
+STATE_DROP_HOUR_UTC = 36  # a session's state is dropped once the feed's watermark passes 12:00 UTC the next day
+WATERMARK_DELAY = "10 minutes"
+ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+# feature series column <- silver.bar_5s column
+SERIES = {"mid": "bar5s_midprice_eob", "microprice": "bar5s_microprice_eob", "spread_pts": "bar5s_state_spread_pts_eob",
+          "ofi_l0": "bar5s_ofi_l0_sum", "ofi_l10": "bar5s_ofi_l10_sum", "obi_l0": "bar5s_state_obi0_eob",
+          "obi_l10": "bar5s_state_obi10_eob", "trade_count": "bar5s_trade_cnt_sum",
+          "trade_volume": "bar5s_trade_vol_sum", "trade_signed_volume": "bar5s_trade_signed_vol_sum",
+          "trade_vwap": "bar5s_trade_vwap", "mid_rv": "bar5s_mid_rv"}
+
+
+@dataclass(frozen=True)
+class RtSilverConfig:
+    lake_root: str
+    checkpoint: str
+    underlier: str = "ES"
+    topic: str = "mbo_raw"
+    publish_topic: str | None = "features_gold"
+    max_offsets_per_trigger: int = 200_000
+    trigger_seconds: float = 1.0
+    starting_offsets: str = "earliest"
+    window: SilverFilterFirst4Hours = field(default_factory=SilverFilterFirst4Hours)
+
+    def __post_init__(self):
+        get_product(self.underlier)  # names the configured products when unknown
+        if self.max_offsets_per_trigger < 1:
+            raise ValueError(f"max_offsets_per_trigger must be >= 1, got {self.max_offsets_per_trigger}")
+        if not self.trigger_seconds > 0:
+            raise ValueError(f"trigger_seconds must be > 0, got {self.trigger_seconds}")
+
+    def table_path(self, table: Table) -> str:
+        layer, name = table.name.split(".", 1)
+        return f"{self.lake_root}/{layer}/{name}"
+
+    def lineage(self) -> str:
+        """``data_version`` of the stream's rows (the window, as Gold's lookback_spec reads it)."""
+        return json.dumps({"stream": QUERY, "topic": self.topic, "window": self.window.label()}, sort_keys=True)
+
+
+def update_contract(config: RtSilverConfig):
+    """The ``applyInPandasWithState`` function: one state read and one write per group and micro-batch."""
+    product, window, lineage = get_product(config.underlier), config.window, config.lineage()
+
+    def update(key, frames, state):
+        import pandas as pd
+
+        from ..stages.contract_stream import ContractSessionStream, kernel_records
+
+        if state.hasTimedOut:  # the feed has passed the session: nothing more will come
+            state.remove()
+            return
+        contract_id, session_date = key
+        drop_at_ms = _drop_time_ms(session_date)
+        frame = pd.concat(list(frames), ignore_index=True)
+        stream = (ContractSessionStream.from_state_bytes(state.get[0], product, window) if state.exists
+                  else ContractSessionStream(contract_id, session_date, product, window, lineage))
+        out = stream.apply(kernel_records(frame))
+        state.update((stream.state_bytes(),))
+        if drop_at_ms > state.getCurrentWatermarkMs():
+            state.setTimeoutTimestamp(drop_at_ms)
+        if out:
+            yield pd.DataFrame({"table": [t.name for t in out], "contract_id": contract_id,
+                                "session_date": [session_date] * len(out), "rows": [_ipc(rows) for rows in out.values()]})
+
+    return update
+
+
+def _drop_time_ms(session_date) -> int:
+    import datetime as dt
+
+    midnight = dt.datetime.combine(session_date, dt.time(), tzinfo=dt.timezone.utc)
+    return int((midnight + dt.timedelta(hours=STATE_DROP_HOUR_UTC)).timestamp() * 1000)
+
+
+def _ipc(table) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def decode_rows(target: Table, batch_id: int, stream_time: int):
+    """``mapInArrow`` function: IPC blobs -> ``target`` rows (the batch columns plus bookkeeping)."""
+
+    def decode(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            for blob in batch.column("rows").to_pylist():
+                rows = pa.ipc.open_stream(blob).read_all()
+                n = rows.num_rows
+                rows = rows.append_column("stream_batch_id", pa.array([batch_id] * n, pa.int64()))
+                rows = rows.append_column("stream_time", pa.array([stream_time] * n, pa.int64()))
+                yield from rows.select(target.schema.names).cast(target.schema).to_batches()
+
+    return decode
+
+
+def ensure_tables(spark, config: RtSilverConfig) -> None:
+    from delta.tables import DeltaTable
+
+    from ..schemas import spark_schema
+
+    for table in (*TWINS.values(), FEATURE_SERIES_STREAM):
+        builder = DeltaTable.createIfNotExists(spark).location(config.table_path(table)).addColumns(spark_schema(table))
+        if table.partition_by:
+            builder = builder.partitionedBy(*table.partition_by)
+        builder.execute()
+
+
+def _append(df, config: RtSilverConfig, table: Table, batch_id: int) -> None:
+    (df.write.format("delta").mode("append").option("txnAppId", f"{QUERY}:{config.checkpoint}")
+     .option("txnVersion", batch_id).save(config.table_path(table)))
+
+
+def _publish(df, settings: BusSettings, topic: str, key: str) -> None:
+    writer = df.selectExpr(f"CAST({key} AS STRING) AS key", "to_json(struct(*)) AS value").write.format("kafka")
+    for option, value in settings.spark_options().items():
+        writer = writer.option(option, value)
+    writer.option("topic", topic).save()
+
+
+def process_batch(spark, settings: BusSettings, config: RtSilverConfig, batch, batch_id: int) -> dict:
+    """One micro-batch's outputs: every table appended once (idempotent), then published."""
+    from pyspark.sql import functions as F
+
+    from ..schemas import spark_schema
+
+    started = time.perf_counter()
+    batch = batch.persist()
+    counts = {r["table"]: r["count"] for r in batch.groupBy("table").count().collect()}
+    state_seconds = time.perf_counter() - started
+    stream_time = time.time_ns()
+    written = {}
+    for name in counts:
+        target = TWINS[name]
+        rows = (batch.where(F.col("table") == name).select("rows")
+                .mapInArrow(decode_rows(target, batch_id, stream_time), spark_schema(target)))
+        if name == SETUP_VECTORS.name or name == BAR_5S.name:
+            rows = rows.persist()
+        _append(rows, config, target, batch_id)
+        written[target.name] = rows
+    bars = written.get(BAR_5S_STREAM.name)
+    series = None
+    if bars is not None:
+        series = bars.select("contract_id", "session_date", "bar_ts",
+                             *[F.col(column).alias(name) for name, column in SERIES.items()],
+                             "stream_batch_id", "stream_time")
+        _append(series, config, FEATURE_SERIES_STREAM, batch_id)
+    if config.publish_topic:
+        vectors = written.get(SETUP_VECTORS_STREAM.name)
+        if vectors is not None:
+            _publish(vectors.withColumn("kind", F.lit("setup_vector")), settings, config.publish_topic, "episode_id")
+        if series is not None:
+            _publish(series.withColumn("kind", F.lit("feature_series")), settings, config.publish_topic, "contract_id")
+    for name in (SETUP_VECTORS_STREAM.name, BAR_5S_STREAM.name):
+        if name in written:
+            written[name].unpersist()
+    batch.unpersist()
+    return {"query": QUERY, "batch_id": batch_id, "groups": sum(counts.values()),
+            "rows": {TWINS[name].name: n for name, n in counts.items()},
+            "state_seconds": round(state_seconds, 3), "seconds": round(time.perf_counter() - started, 3),
+            "time": time.time()}
+
+
+def source(spark, settings: BusSettings, config: RtSilverConfig):
+    """The product's outright records of the topic, as Bronze-shaped columns (malformed messages dropped)."""
+    from pyspark.sql import functions as F
+
+    reader = spark.readStream.format("kafka")
+    for key, value in settings.spark_options().items():
+        reader = reader.option(key, value)
+    raw = (reader.option("subscribe", config.topic).option("startingOffsets", config.starting_offsets)
+           .option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger)).option("failOnDataLoss", "true").load())
+    parsed = (raw.select(F.from_json(F.col("value").cast("string"), ENVELOPE_DDL, {"mode": "PERMISSIVE"}).alias("m"))
+              .withColumn("reason", invalid_reason(F)).where(F.col("reason").isNull()))
+    columns = ["contract_id", "session_date", *KERNEL_COLUMNS]
+    # the event-time watermark only drops the states of sessions the feed has left behind
+    return (parsed.where((F.col("m.underlier") == config.underlier) & (F.col("m.instrument_type") != "SPREAD"))
+            .select(*[F.expr(ENVELOPE_COLUMNS[c]).alias(c) for c in columns])
+            .withColumn("event_time", F.timestamp_micros(F.expr("ts_recv div 1000")))
+            .withWatermark("event_time", WATERMARK_DELAY))
+
+
+def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now: bool = False,
+          status_path: str | None = None, on_batch=None):
+    """Check the bus, the topics and the checkpoint, then start the query; returns the StreamingQuery."""
+    from pyspark.sql.streaming.state import GroupStateTimeout
+
+    check_bus(settings, tuple(t for t in (config.topic, config.publish_topic) if t))
+    check_checkpoint(config.checkpoint)
+    ensure_tables(spark, config)
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass", ROCKSDB)
+    outputs = (source(spark, settings, config).groupBy("contract_id", "session_date")
+               .applyInPandasWithState(update_contract(config), OUTPUT_DDL, STATE_DDL, "append",
+                                       GroupStateTimeout.EventTimeTimeout))
+
+    def sink(batch, batch_id):
+        status = process_batch(spark, settings, config, batch, batch_id)
+        if status_path:
+            Path(status_path).write_text(json.dumps(status))
+        if on_batch:
+            on_batch(status)
+
+    writer = (outputs.writeStream.queryName(QUERY).outputMode("append")
+              .option("checkpointLocation", config.checkpoint).foreachBatch(sink))
+    writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
+        processingTime=f"{config.trigger_seconds} seconds")
+    return writer.start()
+
+
+__all__ = ["QUERY", "RtSilverConfig", "TWINS", "start", "process_batch", "ensure_tables", "update_contract"]

@@ -1,0 +1,102 @@
+"""rt silver against a real broker and Spark: for the same generated session, the stream twins
+equal the batch tables value for value (book states, bars, primitives, setup vectors with their
+feature_hash), with micro-batches cut at arbitrary points and malformed messages in the topic."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import uuid
+
+import pytest
+
+from mbolake.realtime import bus, feed, jobs, rt_silver
+from mbolake.realtime.bus import BusError, BusSettings
+from mbolake.realtime.parity import stream_parity
+from mbolake.realtime.producer import BusProducer
+from mbolake.runtime.config import load_profile
+from mbolake.runtime.context import Context
+from mbolake.sample import synth
+from mbolake.stages import (
+    BronzeProcessDBN,
+    GoldExtractSetupVectors,
+    SilverAddSessionLevels,
+    SilverComputeBar5sFeatures,
+    SilverExtractLevelApproach2m,
+    SilverNormalizeMBO,
+    SilverRebuildOrderBook,
+)
+
+from .conftest import consume_all
+
+pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
+
+SESSION = dt.date(2025, 11, 5)
+BATCH_STAGES = (SilverRebuildOrderBook, SilverNormalizeMBO, SilverAddSessionLevels, SilverComputeBar5sFeatures,
+                SilverExtractLevelApproach2m, GoldExtractSetupVectors)
+
+
+def land_and_build_batch(profile) -> list:
+    """One generated session landed and run through every batch stage (local engine)."""
+    [path] = synth.generate_sample(profile.raw_dbn_root, synth.SynthParams(sessions=1, first_date=SESSION,
+                                                                           intensity=30_000, seed=21), progress=False)
+    ctx = Context(profile=profile)
+    BronzeProcessDBN().run(ctx, underlier="ES", progress=False)
+    for stage in BATCH_STAGES:
+        stage().run(ctx, underlier="ES")
+    return path
+
+
+def test_stream_tables_equal_batch_tables(spark, project, broker, topic):
+    profile = load_profile("local")
+    path = land_and_build_batch(profile)
+    settings = BusSettings(broker["bootstrap"])
+    features = f"features_{uuid.uuid4().hex[:8]}"
+    bus.ensure_topics(settings, {features: 1})
+    producer = BusProducer(settings, topic)
+    producer.send([(b"GLBX.MDP3:ESZ5", b"{not an envelope"), (b"GLBX.MDP3:ESZ5", b'{"event_key": "x"}')])
+    producer.flush()
+    feed.replay(path, settings, topic=topic, speed="max", report=None)
+    producer.send([(b"GLBX.MDP3:ESZ5", b"\xff\xfe")])
+    producer.flush()
+
+    config = dataclasses.replace(jobs.rt_silver_config(profile, topic, max_offsets=4_999), publish_topic=features)
+    batches = []
+    query = rt_silver.start(spark, settings, config, available_now=True, on_batch=batches.append)
+    query.awaitTermination()
+    assert query.exception() is None
+    assert len(batches) >= 5, "the session should be cut into several micro-batches"
+
+    parity = stream_parity(profile, complete=True).set_index("stage")
+    print(parity.to_string())
+    assert parity["equal"].all(), parity.to_string()
+    assert (parity["stream_rows"] > 0).all()
+    vectors = int(parity.loc["gold.setup_vectors", "stream_rows"])
+    assert vectors >= 2, "the generated session should hold episodes"
+
+    published = [json.loads(m.value()) for m in consume_all(broker["bootstrap"], features)]
+    kinds = {kind: [m for m in published if m["kind"] == kind] for kind in ("setup_vector", "feature_series")}
+    assert len({m["episode_id"] for m in kinds["setup_vector"]}) == vectors
+    assert len({m["bar_ts"] for m in kinds["feature_series"]}) == int(parity.loc["silver.bar_5s", "stream_rows"])
+
+
+def test_bad_topic_checkpoint_and_parameters_fail_before_the_query(spark, project, broker, tmp_path):
+    profile = load_profile("local")
+    settings = BusSettings(broker["bootstrap"])
+    with pytest.raises(BusError, match="no_such_topic"):
+        rt_silver.start(spark, settings, jobs.rt_silver_config(profile, "no_such_topic"))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    unwritable = "/proc/mbolake-checkpoint" if os.geteuid() == 0 else str(locked / "cp")  # root writes anywhere else
+    config = dataclasses.replace(jobs.rt_silver_config(profile, "mbo_raw"), checkpoint=unwritable)
+    bus.ensure_topics(settings, {"mbo_raw": 4, "features_gold": 1})
+    with pytest.raises(PermissionError, match="checkpoint location .* is not writable"):
+        rt_silver.start(spark, settings, config)
+    with pytest.raises(ValueError, match="max_offsets_per_trigger"):
+        dataclasses.replace(config, max_offsets_per_trigger=0)
+    with pytest.raises(ValueError, match="unknown underlier 'NQ'"):
+        dataclasses.replace(config, underlier="NQ")
+    with pytest.raises(BusError, match="127.0.0.1:1"):
+        rt_silver.start(spark, BusSettings("127.0.0.1:1"), jobs.rt_silver_config(profile, "mbo_raw"))
