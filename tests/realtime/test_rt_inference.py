@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -213,3 +214,64 @@ def test_an_endpoint_that_stays_down_is_retried_with_backoff_then_fails_naming_i
         score_group(vectors, "ES_MODEL", FEATURE_SET, lambda *_: None, replace(config, max_wait_seconds=0.5), sleep)
     with pytest.raises(ValueError, match="feature_set 'setup_v1' cannot be scored"):
         score_group(vectors, "ES_MODEL", "setup_v1", lambda *_: endpoint, config, sleep)
+
+
+def wait_for_text(path, text: str, timeout: float = 180.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = path.read_text(errors="replace") if path.exists() else ""
+        if text in log:
+            return log
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not in {path} within {timeout:.0f} s:\n{log[-3000:]}")
+
+
+@pytest.mark.spark
+@pytest.mark.kafka
+@pytest.mark.serve
+@pytest.mark.slow
+def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_inside_a_wait(spark, broker, champion,
+                                                                                         capsys):
+    from mbolake.realtime import jobs
+
+    profile, name = champion["profile"], champion["name"]
+    conf = profile.root / "conf" / "local.yaml"
+    conf.write_text(conf.read_text().replace("streams:\n", "streams:\n  score_trigger_seconds: 1\n  score_max_wait_seconds: 300\n", 1))
+    topic = fresh_topic(broker)
+    with pytest.raises(BusError, match="127.0.0.1:1 is unreachable"):
+        jobs.start(profile, "rt_inference", bootstrap="127.0.0.1:1", topic=topic)
+    bad = replace(profile, settings={**profile.settings, "streams": {"score_trigger_seconds": "soon"}})
+    with pytest.raises(ValueError, match="streams.score_trigger_seconds must be a number of seconds, got 'soon'"):
+        jobs.start(bad, "rt_inference", bootstrap=broker["bootstrap"], topic=topic)
+
+    config = jobs.rt_inference_config(profile, topic)
+    rt_inference.ensure_tables(spark, config)
+    vectors = stream_vectors(champion["snapshot"], 4)
+    append_vectors(spark, config, vectors.iloc[:3], 0)
+    capsys.readouterr()
+    info = jobs.start(profile, "rt_inference", bootstrap=broker["bootstrap"], topic=topic)
+    assert f"no endpoint serves {name} yet; its vectors wait until one does" in capsys.readouterr().out
+    log = Path(info["log"])
+    try:
+        wait_for_text(log, "3 vector(s) of ES_MODEL wait for no endpoint")
+        with serving(f"models:/{name}@champion", profile.mlflow_tracking_uri, info_path=serve_info_path(profile, name),
+                     log_dir=profile.root / "serve"):
+            deadline = time.monotonic() + 120
+            while len(scores_table(config)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.5)
+        scores = scores_table(config)
+        assert sorted(scores["episode_id"]) == sorted(vectors["episode_id"].iloc[:3])
+        assert set(scores["model_version"]) == {champion["version"]}
+        [row] = jobs.status(profile, "rt_inference")
+        assert row["running"] and row["last_batch"]["scores"] == 3
+
+        # the endpoint gone again: a new vector waits, and a stop cuts the wait short (nothing written)
+        append_vectors(spark, config, vectors.iloc[3:], 1)
+        wait_for_text(log, "1 vector(s) of ES_MODEL wait for no endpoint")
+    finally:
+        started = time.monotonic()
+        assert jobs.stop(profile, "rt_inference")
+        stop_seconds = time.monotonic() - started
+    assert "rt_inference: stopped on SIGTERM" in log.read_text()
+    assert stop_seconds < 30, stop_seconds
+    assert len(scores_table(config)) == 3

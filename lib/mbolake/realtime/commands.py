@@ -37,7 +37,7 @@ def add_commands(sub) -> None:
 
     stream = sub.add_parser("stream", help="streaming jobs in the background (logs under runs/streams/)")
     stream.add_argument("action", choices=["start", "stop", "status"])
-    stream.add_argument("name", nargs="?", default="rt_bronze", help="job name (rt_bronze)")
+    stream.add_argument("name", nargs="?", default="rt_bronze", help="job name: rt_bronze (default), rt_silver, rt_inference")
     stream.add_argument("--bootstrap", default=None)
     stream.add_argument("--topic", default=None)
     stream.add_argument("--max-offsets", type=int, default=None, help="Kafka offsets per micro-batch")

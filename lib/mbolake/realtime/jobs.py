@@ -19,7 +19,7 @@ from pathlib import Path
 from ..runtime.config import Profile, load_profile
 from .bus import BusSettings, settings_from
 
-JOBS = ("rt_bronze", "rt_silver")
+JOBS = ("rt_bronze", "rt_silver", "rt_inference")
 
 
 def stream_dir(profile: Profile) -> Path:
@@ -59,6 +59,8 @@ def start(profile: Profile, name: str, *, bootstrap: str | None = None, topic: s
           max_offsets: int | None = None, env: dict | None = None) -> dict:
     """Start job ``name`` in the background (refused when it already runs); returns its pid and log."""
     _check_name(name)
+    if name == "rt_inference":  # its bad parameter, broker, topic or checkpoint fails here, not in the log
+        preflight_rt_inference(profile, settings_from(profile.settings.get("bus", {}), bootstrap), topic)
     [current] = status(profile, name)
     if current["running"]:
         raise RuntimeError(f"stream job {name} is already running (pid {current['pid']}); `mbolake stream stop {name}` first")
@@ -153,6 +155,73 @@ def run_rt_silver(profile: Profile, settings: BusSettings, *, topic: str | None 
         f"reading {config.topic} on {settings.bootstrap}, checkpoint {config.checkpoint}")
 
 
+def rt_inference_config(profile: Profile, topic: str | None = None):
+    from .rt_inference import RtInferenceConfig
+
+    streams = profile.settings.get("streams", {})
+    return RtInferenceConfig(
+        lake_root=profile.lake_root, checkpoint=f"{profile.lake_root}/checkpoints/rt_inference",
+        topic=topic or streams.get("scores_topic", "inference_scores"),
+        trigger_seconds=_seconds(streams, "score_trigger_seconds", 5.0),
+        max_wait_seconds=_seconds(streams, "score_max_wait_seconds", 600.0),
+    )
+
+
+def _seconds(settings: dict, key: str, default: float) -> float:
+    value = settings.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"streams.{key} must be a number of seconds, got {value!r}") from None
+
+
+def score_models(profile: Profile) -> list[tuple[str, str]]:
+    """(model_id, feature_set) whose endpoint is reported at start (``streams.score_models``)."""
+    from ..features.setup_vector import FEATURE_SET
+
+    return [(m, FEATURE_SET) for m in profile.settings.get("streams", {}).get("score_models", ["ES_MODEL"])]
+
+
+def preflight_rt_inference(profile: Profile, settings: BusSettings, topic: str | None = None) -> list[str]:
+    """The checks that fail rt inference early (parameters, broker and topic, checkpoint), then one line per
+    model saying where it is served: an endpoint that is not there yet is reported, not fatal."""
+    from .bus import check_bus
+    from .rt_bronze import check_checkpoint
+    from .rt_inference import check_endpoints, profile_resolver
+
+    config = rt_inference_config(profile, topic)
+    config.check()
+    check_bus(settings, (config.topic,))
+    check_checkpoint(config.checkpoint)
+    lines = check_endpoints(profile_resolver(profile), score_models(profile))
+    for line in lines:
+        print(line, flush=True)
+    return lines
+
+
+def run_rt_inference(profile: Profile, settings: BusSettings, *, topic: str | None = None,
+                     max_offsets: int | None = None, available_now: bool = False) -> None:
+    """Run rt inference in this process until SIGTERM (or, with ``available_now``, until the vectors are scored);
+    ``topic`` is where scores go. Endpoint waits and retries are logged."""
+    import logging
+
+    from . import rt_inference
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="%(asctime)s %(levelname)s %(message)s")
+    config = rt_inference_config(profile, topic)
+    preflight_rt_inference(profile, settings, topic)
+
+    def start_query(spark, status_path, on_batch):
+        # the stop on SIGTERM also cuts short a micro-batch waiting for its endpoint (it would hold stop() for minutes)
+        return rt_inference.StopCutsWaits(rt_inference.start(
+            spark, settings, config, rt_inference.profile_resolver(profile), available_now=available_now,
+            status_path=status_path, on_batch=on_batch))
+
+    _run_query(profile, "rt_inference", start_query,
+        f"scoring {config.table_path(rt_inference.SETUP_VECTORS_STREAM)} every {config.trigger_seconds:g} s -> "
+        f"{config.topic} on {settings.bootstrap}, checkpoint {config.checkpoint}")
+
+
 def _run_query(profile: Profile, name: str, start_query, description: str) -> None:
     """Start a query in this process and wait for it: until SIGTERM, its end (availableNow) or its failure."""
     from ..runtime.spark import get_spark
@@ -175,7 +244,7 @@ def _run_query(profile: Profile, name: str, start_query, description: str) -> No
         raise RuntimeError(f"{name} failed: {query.exception()}")
 
 
-RUNNERS = {"rt_bronze": run_rt_bronze, "rt_silver": run_rt_silver}
+RUNNERS = {"rt_bronze": run_rt_bronze, "rt_silver": run_rt_silver, "rt_inference": run_rt_inference}
 
 
 def main(argv: list[str] | None = None) -> int:

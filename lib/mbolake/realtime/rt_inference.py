@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import urllib.error
 from dataclasses import dataclass
@@ -91,6 +92,37 @@ class EndpointDown(RuntimeError):
     """The endpoint did not answer within ``max_wait_seconds``: the micro-batch (and the query) fails."""
 
 
+class StopRequested(RuntimeError):
+    """The job is stopping while a micro-batch waits for its endpoint: nothing was written, a restart scores it."""
+
+
+_stopping = threading.Event()
+
+
+def request_stop() -> None:
+    """Cut short any endpoint wait of this process (the job's SIGTERM): the waiting micro-batch fails unwritten."""
+    _stopping.set()
+
+
+class StopCutsWaits:
+    """The query, whose ``stop()`` first cuts short an endpoint wait (else ``stop()`` waits for the retries)."""
+
+    def __init__(self, query):
+        self._query = query
+
+    def __getattr__(self, name):
+        return getattr(self._query, name)
+
+    def stop(self) -> None:
+        request_stop()
+        self._query.stop()
+
+
+def _wait(seconds: float) -> None:
+    if _stopping.wait(seconds):
+        raise StopRequested("rt_inference is stopping: the micro-batch waiting for its endpoint is left to the restart")
+
+
 def model_layout(feature_set: str) -> list[str]:
     from ..features.setup_vector import FEATURE_SET, SETUP_V3_LAYOUT
 
@@ -117,7 +149,7 @@ def _retryable(exc: Exception) -> bool:
 
 
 def score_group(vectors: pd.DataFrame, model_id: str, feature_set: str, resolve: Resolver,
-                config: RtInferenceConfig, sleep=time.sleep) -> pd.DataFrame:
+                config: RtInferenceConfig, sleep=_wait) -> pd.DataFrame:
     """Score one model's vectors, retrying with backoff while its endpoint is down; the score rows
     (without the stream bookkeeping columns)."""
     frame = model_input(vectors, feature_set)
@@ -255,7 +287,7 @@ def _committed(config: RtInferenceConfig, batch_id: int) -> bool:
     return version is not None and version >= batch_id
 
 
-def score_batch(vectors: pd.DataFrame, resolve: Resolver, config: RtInferenceConfig, sleep=time.sleep) -> pd.DataFrame:
+def score_batch(vectors: pd.DataFrame, resolve: Resolver, config: RtInferenceConfig, sleep=_wait) -> pd.DataFrame:
     """Every vector of a micro-batch scored, one call per (model_id, feature_set)."""
     vectors = vectors.drop_duplicates(["model_id", "episode_id", "feature_hash"])
     frames = [score_group(group, model_id, feature_set, resolve, config, sleep)
