@@ -275,3 +275,33 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
     assert "rt_inference: stopped on SIGTERM" in log.read_text()
     assert stop_seconds < 30, stop_seconds
     assert len(scores_table(config)) == 3
+
+
+def test_latest_scores_and_their_figure(project):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from mbolake.runtime.config import load_profile
+
+    profile = load_profile("local")
+    empty = rt_inference.latest_scores(profile)
+    assert empty.empty and rt_inference.plot_scores(empty).layout.title.text == "rt inference: no scores yet"
+
+    t0 = 1_762_266_600 * 10**9  # 2025-11-04 09:30 New York
+    predicted = ["BREAK", "REJECT", "BREAK", "CHOP", "REJECT"]
+    rows = [{"episode_id": f"e{i}", "model_id": "ES_MODEL", "contract_id": "GLBX.MDP3:ESZ5",
+             "session_date": dt.date(2025, 11, 4), "vector_time": t0 + i * 60 * 10**9, "feature_hash": f"h{i}",
+             "model_name": "ES_MODEL_setup_v3", "model_version": "2", "predicted": cls,
+             "p_break": 0.6 if cls == "BREAK" else 0.2, "p_reject": 0.6 if cls == "REJECT" else 0.2,
+             "p_chop": 0.6 if cls == "CHOP" else 0.2, "scored_time": t0 + i * 60 * 10**9 + 10**9, "attempts": 1,
+             "stream_batch_id": i, "stream_time": t0 + i * 60 * 10**9 + 1_500_000_000} for i, cls in enumerate(predicted)]
+    write_deltalake(profile.table_path(INFERENCE_SCORES_STREAM.name),
+                    pa.Table.from_pylist(rows, schema=INFERENCE_SCORES_STREAM.schema), partition_by=["session_date"])
+
+    scores = rt_inference.latest_scores(profile, limit=4)
+    assert list(scores["episode_id"]) == ["e4", "e3", "e2", "e1"]
+    assert str(scores["vector_at"].iloc[-1]) == "2025-11-04 09:31:00-05:00"
+    assert list(scores["score_latency_s"]) == [1.5] * 4
+    fig = rt_inference.plot_scores(scores)
+    assert {t.name: len(t.x) for t in fig.data} == {"BREAK": 1, "REJECT": 2, "CHOP": 1}
+    assert all(set(t.y) == {0.6} for t in fig.data)

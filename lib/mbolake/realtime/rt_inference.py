@@ -392,3 +392,40 @@ def start(spark, settings: BusSettings | None, config: RtInferenceConfig, resolv
 
 __all__ = ["QUERY", "RtInferenceConfig", "Endpoint", "EndpointDown", "start", "process_batch", "score_batch",
            "score_group", "profile_resolver", "check_endpoints", "ensure_tables", "model_input", "messages"]
+
+
+# -- for the dashboard notebook ---------------------------------------------------------------------
+
+
+def latest_scores(profile, limit: int = 500, timezone: str = "America/New_York") -> pd.DataFrame:
+    """The last ``limit`` scores of ``gold.inference_scores_stream`` (newest vector first), with the vector's
+    time in ``timezone`` and the seconds from the vector's time to the commit of its score."""
+    from deltalake import DeltaTable
+
+    path = profile.table_path(INFERENCE_SCORES_STREAM.name)
+    if not DeltaTable.is_deltatable(path):
+        scores = pd.DataFrame({c: pd.Series(dtype=object) for c in SCORE_COLUMNS})
+    else:
+        scores = DeltaTable(path).to_pandas()
+    scores = scores.sort_values(["vector_time", "episode_id"], ascending=False, kind="stable").head(limit)
+    scores = scores.reset_index(drop=True)
+    scores.insert(0, "vector_at", pd.to_datetime(scores["vector_time"].astype("int64"), utc=True).dt.tz_convert(timezone))
+    scores["score_latency_s"] = (scores["stream_time"].astype("int64") - scores["vector_time"].astype("int64")) / 1e9
+    return scores
+
+
+def plot_scores(scores: pd.DataFrame):
+    """Each scored setup at its vector's time, at the probability of its predicted class, a colour per class."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for cls, column in CLASS_COLUMNS.items():
+        rows = scores[scores["predicted"] == cls].sort_values("vector_at")
+        if len(rows):
+            fig.add_scatter(x=rows["vector_at"], y=rows[column], mode="markers", name=cls,
+                            customdata=rows[["episode_id", "contract_id", "model_version"]].to_numpy(),
+                            hovertemplate="%{customdata[0]} %{customdata[1]}<br>p=%{y:.3f} (model v%{customdata[2]})")
+    title = "rt inference: scores by predicted class" if len(scores) else "rt inference: no scores yet"
+    fig.update_layout(title=title, xaxis_title="setup vector time", yaxis_title="probability of the predicted class",
+                      yaxis_range=[0, 1])
+    return fig
