@@ -34,6 +34,9 @@ DEMO_PIPELINE = (
     "40_ml/41_split.ipynb",
     "40_ml/42_sweep.ipynb",
     "40_ml/43_serve.ipynb",
+    # last, so that a check that cannot run does not hold up the model: Silver and Gold of the
+    # selection's last session again on the other engine, compared row for row with the lake
+    "30_gold/39_engine_parity.ipynb",
 )
 KERNEL_NAME = "mbolake"
 
