@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from deltalake import DeltaTable
 
 from mbolake.features.setup_vector import FEATURE_SET, feature_hash
@@ -236,7 +237,9 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
 
     profile, name = champion["profile"], champion["name"]
     conf = profile.root / "conf" / "local.yaml"
-    conf.write_text(conf.read_text().replace("streams:\n", "streams:\n  score_trigger_seconds: 1\n  score_max_wait_seconds: 300\n", 1))
+    settings = yaml.safe_load(conf.read_text())
+    settings["streams"] |= {"score_trigger_seconds": 1, "score_max_wait_seconds": 300}
+    conf.write_text(yaml.safe_dump(settings))  # the job process reads the project's profile
     topic = fresh_topic(broker)
     with pytest.raises(BusError, match="127.0.0.1:1 is unreachable"):
         jobs.start(profile, "rt_inference", bootstrap="127.0.0.1:1", topic=topic)
