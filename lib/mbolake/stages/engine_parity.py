@@ -125,7 +125,9 @@ def check_engine_parity(
 ) -> EngineParity:
     """Re-run the Silver and Gold stages of one session on the engine the lake was not built
     with and compare their rows with the lake's (see the module's docstring). The stage
-    options must be the ones the lake was built with."""
+    options must be the ones the lake was built with. The scratch lake goes under
+    ``scratch_dir`` (default: the system's temporary folder), which the other engine must
+    reach: on a cluster, a folder on shared storage."""
     product = get_product(underlier)
     lake_engine = stage_engine(ctx, lake_engine)
     other = next(e for e in ENGINES if e != lake_engine)
@@ -135,13 +137,13 @@ def check_engine_parity(
               (SilverNormalizeMBO(roll_threshold), {"include_spreads": include_spreads}),
               (SilverAddSessionLevels(), {}), (SilverComputeBar5sFeatures(window), {}),
               (SilverExtractLevelApproach2m(window), {}), (GoldExtractSetupVectors(), {})]
+    bronze = read_session(ctx, BRONZE_MBO, session, where(underlier=product.underlier))
+    if not bronze.num_rows:
+        raise ValueError(f"engine parity: no {underlier} Bronze rows for session {session}")
     with tempfile.TemporaryDirectory(prefix="engine_parity_", dir=scratch_dir) as folder:
         scratch = Context(profile=scratch_profile(ctx.profile, Path(folder)))
         if other == "spark":
             scratch.__dict__["spark"] = ctx.spark  # the process's session; the scratch tables are read by path
-        bronze = read_session(ctx, BRONZE_MBO, session, where(underlier=product.underlier))
-        if not bronze.num_rows:
-            raise ValueError(f"engine parity: no {underlier} Bronze rows for session {session}")
         delta_tables.append(scratch.profile, BRONZE_MBO, bronze.select(BRONZE_MBO.schema.names).cast(BRONZE_MBO.schema))
         contracts = tuple(sorted(set(bronze.column("contract_id").to_pylist())))
         bronze_rows = bronze.num_rows
