@@ -37,6 +37,9 @@ DEMO_PIPELINE = (
     # last, so that a check that cannot run does not hold up the model: Silver and Gold of the
     # selection's last session again on the other engine, compared row for row with the lake
     "30_gold/39_engine_parity.ipynb",
+    # the real-time leg: the last session through the broker and every streaming job, parity with batch
+    "50_realtime/52_rt_replay_leg.ipynb",
+    "50_realtime/50_realtime_overview.ipynb",
 )
 KERNEL_NAME = "mbolake"
 
