@@ -100,3 +100,9 @@ def test_bad_topic_checkpoint_and_parameters_fail_before_the_query(spark, projec
         dataclasses.replace(config, underlier="NQ")
     with pytest.raises(BusError, match="127.0.0.1:1"):
         rt_silver.start(spark, BusSettings("127.0.0.1:1"), jobs.rt_silver_config(profile, "mbo_raw"))
+    # the background job says the same before its process starts
+    with pytest.raises(BusError, match="no_such_topic"):
+        jobs.start(profile, "rt_silver", bootstrap=broker["bootstrap"], topic="no_such_topic")
+    with pytest.raises(ValueError, match="max_offsets_per_trigger"):
+        jobs.start(profile, "rt_silver", bootstrap=broker["bootstrap"], max_offsets=-5)
+    assert jobs.status(profile, "rt_silver")[0]["pid"] is None

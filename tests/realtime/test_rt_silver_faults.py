@@ -64,9 +64,9 @@ def test_sigkill_five_times_and_a_broker_restart_then_the_stream_still_equals_ba
         for after_commit in (False, True, False, True, False):
             before, started = last_batch(profile), log_text(profile).count(f"{JOB}: reading")
             info = jobs.start(profile, JOB, bootstrap=broker["bootstrap"], max_offsets=4_001)
-            wait_for(lambda: log_text(profile).count(f"{JOB}: reading") > started, 180, "the query", profile)  # noqa: B023
+            wait_for(lambda: log_text(profile).count(f"{JOB}: reading") > started, 300, "the query", profile)  # noqa: B023
             if after_commit:
-                wait_for(lambda: last_batch(profile) > before, 180, "a micro-batch", profile)  # noqa: B023
+                wait_for(lambda: last_batch(profile) > before, 300, "a micro-batch", profile)  # noqa: B023
                 time.sleep(rng.uniform(0.0, 1.0))
             else:
                 time.sleep(rng.uniform(1.0, 8.0))
@@ -77,11 +77,11 @@ def test_sigkill_five_times_and_a_broker_restart_then_the_stream_still_equals_ba
 
         jobs.start(profile, JOB, bootstrap=broker["bootstrap"], max_offsets=4_001)
         before = last_batch(profile)
-        wait_for(lambda: last_batch(profile) > before, 180, "a micro-batch after the kills", profile)
+        wait_for(lambda: last_batch(profile) > before, 300, "a micro-batch after the kills", profile)
         assert bus.stop(state) is True  # the broker goes away under the running query ...
         time.sleep(5)
         bus.start(state, port=broker["port"], controller_port=broker["controller_port"])  # ... and comes back
-        wait_for(lambda: rows(profile, ORDERBOOK_STATE_STREAM) >= expected_states, 420, "every book state", profile)
+        wait_for(lambda: rows(profile, ORDERBOOK_STATE_STREAM) >= expected_states, 600, "every book state", profile)
         time.sleep(3)  # a late duplicate would show up here
         assert jobs.status(profile, JOB)[0]["running"], "the query should have outlived the broker restart"
         assert jobs.stop(profile, JOB) is True

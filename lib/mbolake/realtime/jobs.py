@@ -61,6 +61,8 @@ def start(profile: Profile, name: str, *, bootstrap: str | None = None, topic: s
     _check_name(name)
     if name == "rt_inference":  # its bad parameter, broker, topic or checkpoint fails here, not in the log
         preflight_rt_inference(profile, settings_from(profile.settings.get("bus", {}), bootstrap), topic)
+    if name == "rt_silver":
+        preflight_rt_silver(profile, settings_from(profile.settings.get("bus", {}), bootstrap), topic, max_offsets)
     [current] = status(profile, name)
     if current["running"]:
         raise RuntimeError(f"stream job {name} is already running (pid {current['pid']}); `mbolake stream stop {name}` first")
@@ -131,6 +133,17 @@ def rt_silver_config(profile: Profile, topic: str | None = None, max_offsets: in
         max_offsets_per_trigger=int(max_offsets or streams.get("max_offsets_per_trigger", 200_000)),
         trigger_seconds=float(streams.get("trigger_seconds", 1.0)),
     )
+
+
+def preflight_rt_silver(profile: Profile, settings: BusSettings, topic: str | None = None,
+                        max_offsets: int | None = None) -> None:
+    """rt silver's bad parameter, broker, topics or checkpoint, named before its process starts."""
+    from .bus import check_bus
+    from .rt_bronze import check_checkpoint
+
+    config = rt_silver_config(profile, topic, max_offsets)
+    check_bus(settings, tuple(t for t in (config.topic, config.publish_topic) if t))
+    check_checkpoint(config.checkpoint)
 
 
 def run_rt_bronze(profile: Profile, settings: BusSettings, *, topic: str | None = None, max_offsets: int | None = None,
