@@ -35,9 +35,9 @@ def test_the_replay_leg_streams_a_session_equal_to_batch_and_scores_it(project, 
 
     parity = json.loads((project / "runs" / "rt" / "summaries" / "stream_parity.json").read_text())
     assert parity["equal"] is True, parity["notes"]
-    results = {r["stage"]: r for r in parity["results"]}
-    assert results["gold.setup_vectors"]["stream_rows"] >= 2, "the replay should reach past a few episodes"
-    assert 1_790 <= results["silver.bar_5s"]["stream_rows"] <= 150 * 12  # 08:30-11:00 of 5-second bars
+    results = {d["table"]: d for d in parity["details"]}
+    assert results["gold.setup_vectors"]["rows"] >= 2, "the replay should reach past a few episodes"
+    assert 1_790 <= results["silver.bar_5s"]["rows"] <= 150 * 12  # 08:30-11:00 of 5-second bars
     vectors = delta_tables.read(profile, SETUP_VECTORS_STREAM, ["episode_id", "feature_hash"]).to_pandas()
     scores = delta_tables.read(profile, INFERENCE_SCORES_STREAM, ["episode_id", "feature_hash"]).to_pandas()
     assert sorted(scores["episode_id"]) == sorted(vectors["episode_id"])  # every vector scored, once

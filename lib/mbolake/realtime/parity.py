@@ -94,9 +94,11 @@ def _different_rows(batch: pd.DataFrame, stream: pd.DataFrame) -> tuple[int, str
     for column in batch.columns:
         left, right = batch[column], stream[column]
         if column == "feature_vector":
-            bad = np.array([not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True) for a, b in zip(left, right)])
+            bad = np.array([not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True) for a, b in zip(left, right)],
+                           dtype=bool)
         else:
-            bad = ~((left.to_numpy() == right.to_numpy()) | (left.isna().to_numpy() & right.isna().to_numpy()))
+            same = np.asarray(left.to_numpy() == right.to_numpy(), dtype=bool)
+            bad = ~(same | (left.isna().to_numpy() & right.isna().to_numpy()))
         if bad.any() and not first:
             first = f"{column} (first at row {int(np.flatnonzero(bad)[0])})"
         differs |= bad
@@ -133,8 +135,9 @@ def stream_parity(profile: Profile, session_dates=None, complete: bool = False) 
 
 def record(result: pd.DataFrame) -> None:
     """Into the current run's summaries (a no-op outside ``mbolake run``): the validation report
-    shows it beside the engine parity."""
-    notes = [f"{r['stage']}: {'equal' if r['equal'] else 'DIFFERENT'} ({r.get('stream_rows', 0)} stream rows"
-             f"{', ' + r['notes'] if r.get('notes') else ''})" for r in result.to_dict("records")]
-    write_stage_summary("stream_parity", {"equal": bool(result["equal"].all()), "notes": notes,
-                                          "results": result.to_dict("records")})
+    shows one row per table beside the engine parity."""
+    details = [{"table": r["stage"], "equal": bool(r["equal"]), "rows": r.get("stream_rows"),
+                "notes": r.get("notes") or f"{r.get('batch_rows_due')} batch rows due"} for r in result.to_dict("records")]
+    write_stage_summary("stream_parity", {"equal": bool(result["equal"].all()), "details": details,
+                                          "notes": [f"{d['table']}: {'equal' if d['equal'] else 'DIFFERENT'}"
+                                                    for d in details]})
