@@ -7,6 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -257,11 +260,19 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
     log = Path(info["log"])
     try:
         wait_for_text(log, "3 vector(s) of ES_MODEL wait for no endpoint")
-        with serving(f"models:/{name}@champion", profile.mlflow_tracking_uri, info_path=serve_info_path(profile, name),
-                     log_dir=profile.root / "serve"):
-            deadline = time.monotonic() + 120
-            while len(scores_table(config)) < 3 and time.monotonic() < deadline:
+        # the champion served in the background the way a user does it: python -m mbolake.ml.serve
+        server = subprocess.Popen([sys.executable, "-m", "mbolake.ml.serve", "--profile", "local"],
+                                  env={**os.environ, "MBOLAKE_HOME": str(profile.root)}, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 180
+            while len(scores_table(config)) < 3 and time.monotonic() < deadline and server.poll() is None:
                 time.sleep(0.5)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            out = server.communicate(timeout=60)[0].decode()
+        assert f"{name} v{champion['version']} served at http://127.0.0.1:" in out, out[-2000:]
+        assert server.returncode == 0 and not serve_info_path(profile, name).exists()
         scores = scores_table(config)
         assert sorted(scores["episode_id"]) == sorted(vectors["episode_id"].iloc[:3])
         assert set(scores["model_version"]) == {champion["version"]}

@@ -216,3 +216,45 @@ def serving_round_trip(model_uri: str, tracking_uri: str, frame: pd.DataFrame, k
     equal, diff = compare_predictions(http, local.reset_index(drop=True), atol=atol)
     return RoundTrip(url=server.url, rows=len(frame), max_abs_diff=diff, equal=equal, predictions_http=http,
                      predictions_local=local, seconds_startup=t1 - t0, seconds_scoring=t2 - t1)
+
+
+def serve_champion(profile, model_id: str = "ES_MODEL", feature_set: str = "setup_v3", port: int | None = None,
+                   on_ready=print) -> None:
+    """Serve ``<model_id>_<feature_set>@champion`` (pinned to its version) until SIGTERM or Ctrl-C, announced in
+    ``runs/serve/<name>.json`` for rt inference; the server and the announcement go away on exit."""
+    from .registry import champion_uri, registered_model_name
+
+    name = registered_model_name(model_id, feature_set)
+    info_path = serve_info_path(profile, name)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds through serving()'s clean-up
+    host = str(profile.settings.get("endpoint", {}).get("host", "127.0.0.1"))
+    with serving(champion_uri(name), profile.mlflow_tracking_uri, host=host, port=port, info_path=info_path,
+                 log_dir=Path(profile.runs_root) / "serve") as server:
+        info = json.loads(info_path.read_text())
+        on_ready(f"{name} v{info['model_version']} served at {server.url} (announced in {info_path})")
+        while server.process.poll() is None:
+            time.sleep(1.0)
+        raise RuntimeError(f"mlflow models serve exited with {server.process.returncode}:\n{server.log()[-3000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mbolake.ml.serve [--profile P] [--model-id ES_MODEL] [--port N]``: the champion in the foreground."""
+    import argparse
+
+    from ..runtime.config import load_profile
+
+    parser = argparse.ArgumentParser(prog="python -m mbolake.ml.serve")
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--model-id", default="ES_MODEL")
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        serve_champion(load_profile(args.profile), args.model_id, port=args.port,
+                       on_ready=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
