@@ -65,3 +65,34 @@ def consume_all(bootstrap: str, topic: str, idle: float = 3.0) -> list:
     finally:
         consumer.close()
     return messages
+
+
+def job_log(profile, job: str) -> str:
+    path = jobs_module().stream_dir(profile) / f"{job}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def last_batch(profile, job: str) -> int:
+    """The id of the last micro-batch background job ``job`` committed (-1: none yet)."""
+    import json
+
+    path = jobs_module().stream_dir(profile) / f"{job}.status.json"
+    return json.loads(path.read_text())["batch_id"] if path.exists() else -1
+
+
+def wait_for(condition, timeout: float, what: str, profile, job: str) -> None:
+    """Poll ``condition`` until true; on timeout fail with the end of the job's log."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; {job} log:\n{job_log(profile, job)[-4000:]}")
+
+
+def jobs_module():
+    from mbolake.realtime import jobs
+
+    return jobs

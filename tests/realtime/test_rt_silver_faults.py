@@ -3,7 +3,6 @@ and restarted from its checkpoint, then the broker stopped and started again und
 query: the stream twins still equal the batch tables, nothing lost and nothing duplicated."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -19,29 +18,15 @@ from mbolake.realtime.parity import stream_parity
 from mbolake.runtime.config import load_profile
 from mbolake.schemas import ORDERBOOK_STATE, ORDERBOOK_STATE_STREAM
 
+from .conftest import job_log, last_batch, wait_for
 from .test_rt_silver import land_and_build_batch
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 JOB = "rt_silver"
 
 
-def last_batch(profile) -> int:
-    path = jobs.stream_dir(profile) / f"{JOB}.status.json"
-    return json.loads(path.read_text())["batch_id"] if path.exists() else -1
-
-
 def log_text(profile) -> str:
-    path = jobs.stream_dir(profile) / f"{JOB}.log"
-    return path.read_text(errors="replace") if path.exists() else ""
-
-
-def wait_for(condition, timeout: float, what: str, profile):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; job log:\n{log_text(profile)[-4000:]}")
+    return job_log(profile, JOB)
 
 
 def rows(profile, table) -> int:
@@ -66,28 +51,28 @@ def test_sigkill_five_times_and_a_broker_restart_then_the_stream_still_equals_ba
         landed_after_kill = []
         # inside the first micro-batch of a fresh JVM, then alternately just after a commit and inside a later batch
         for after_commit in (False, True, False, True, False):
-            before, started = last_batch(profile), log_text(profile).count(f"{JOB}: reading")
+            before, started = last_batch(profile, JOB), log_text(profile).count(f"{JOB}: reading")
             info = jobs.start(profile, JOB, bootstrap=broker["bootstrap"], max_offsets=4_001)
-            wait_for(lambda: log_text(profile).count(f"{JOB}: reading") > started, 300, "the query", profile)  # noqa: B023
+            wait_for(lambda: log_text(profile).count(f"{JOB}: reading") > started, 300, "the query", profile, JOB)  # noqa: B023
             if after_commit:
-                wait_for(lambda: last_batch(profile) > before, 300, "a micro-batch", profile)  # noqa: B023
+                wait_for(lambda: last_batch(profile, JOB) > before, 300, "a micro-batch", profile, JOB)  # noqa: B023
                 time.sleep(rng.uniform(0.0, 1.0))
             else:
                 time.sleep(rng.uniform(1.0, 8.0))
             os.killpg(info["pid"], signal.SIGKILL)
-            wait_for(lambda: not jobs.status(profile, JOB)[0]["running"], 30, "the kill", profile)
+            wait_for(lambda: not jobs.status(profile, JOB)[0]["running"], 30, "the kill", profile, JOB)
             landed_after_kill.append(rows(profile, ORDERBOOK_STATE_STREAM))
         assert 0 < max(landed_after_kill) < expected_states, landed_after_kill
         replay.join(600)
         assert not replay.is_alive()
 
         jobs.start(profile, JOB, bootstrap=broker["bootstrap"], max_offsets=4_001)
-        before = last_batch(profile)
-        wait_for(lambda: last_batch(profile) > before, 300, "a micro-batch after the kills", profile)
+        before = last_batch(profile, JOB)
+        wait_for(lambda: last_batch(profile, JOB) > before, 300, "a micro-batch after the kills", profile, JOB)
         assert bus.stop(state) is True  # the broker goes away under the running query ...
         time.sleep(5)
         bus.start(state, port=broker["port"], controller_port=broker["controller_port"])  # ... and comes back
-        wait_for(lambda: rows(profile, ORDERBOOK_STATE_STREAM) >= expected_states, 600, "every book state", profile)
+        wait_for(lambda: rows(profile, ORDERBOOK_STATE_STREAM) >= expected_states, 600, "every book state", profile, JOB)
         time.sleep(3)  # a late duplicate would show up here
         assert jobs.status(profile, JOB)[0]["running"], "the query should have outlived the broker restart"
         assert jobs.stop(profile, JOB) is True

@@ -2,7 +2,6 @@
 random points and restarted from its checkpoint: every event of the topic lands exactly once."""
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -17,22 +16,10 @@ from mbolake.realtime.bus import BusSettings
 from mbolake.runtime.config import load_profile
 from mbolake.schemas import BRONZE_MBO_STREAM
 
+from .conftest import last_batch, wait_for
+
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
-
-
-def last_batch(profile) -> int:
-    path = jobs.stream_dir(profile) / "rt_bronze.status.json"
-    return json.loads(path.read_text())["batch_id"] if path.exists() else -1
-
-
-def wait_for(condition, timeout: float, what: str, profile):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    log = (jobs.stream_dir(profile) / "rt_bronze.log").read_text(errors="replace")[-3000:]
-    raise AssertionError(f"timed out waiting for {what}; job log:\n{log}")
+JOB = "rt_bronze"
 
 
 def landed(profile):
@@ -52,23 +39,23 @@ def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(proj
     # five kill points: inside the first micro-batch of a fresh JVM (nothing committed yet), then
     # alternately just after a micro-batch committed and inside a later one
     for after_commit in (False, True, False, True, False):
-        before, started = last_batch(profile), log.read_text().count("rt_bronze: reading") if log.exists() else 0
+        before, started = last_batch(profile, JOB), log.read_text().count("rt_bronze: reading") if log.exists() else 0
         info = jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=700)
         with pytest.raises(RuntimeError, match="already running"):
             jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic)
-        wait_for(lambda: log.read_text().count("rt_bronze: reading") > started, 180, "the query", profile)  # noqa: B023
+        wait_for(lambda: log.read_text().count("rt_bronze: reading") > started, 180, "the query", profile, JOB)  # noqa: B023
         if after_commit:
-            wait_for(lambda: last_batch(profile) > before, 180, "a micro-batch", profile)  # noqa: B023
+            wait_for(lambda: last_batch(profile, JOB) > before, 180, "a micro-batch", profile, JOB)  # noqa: B023
             time.sleep(rng.uniform(0.0, 1.0))
         else:
             time.sleep(rng.uniform(1.0, 6.0))
         os.killpg(info["pid"], signal.SIGKILL)
-        wait_for(lambda: not jobs.status(profile, "rt_bronze")[0]["running"], 30, "the kill", profile)  # noqa: B023
+        wait_for(lambda: not jobs.status(profile, "rt_bronze")[0]["running"], 30, "the kill", profile, JOB)  # noqa: B023
         table = landed(profile)
         landed_after_kill.append(0 if table is None else table.num_rows)
     assert 0 < max(landed_after_kill) < len(records), landed_after_kill  # killed with part of the topic landed
     jobs.start(profile, "rt_bronze", bootstrap=broker["bootstrap"], topic=topic, max_offsets=5_000)
-    wait_for(lambda: (t := landed(profile)) is not None and t.num_rows >= len(records), 300, "every event", profile)
+    wait_for(lambda: (t := landed(profile)) is not None and t.num_rows >= len(records), 300, "every event", profile, JOB)
     time.sleep(3)  # a late duplicate would show up here
     assert jobs.stop(profile, "rt_bronze") is True
     log = (jobs.stream_dir(profile) / "rt_bronze.log").read_text()

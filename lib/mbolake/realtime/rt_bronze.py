@@ -69,12 +69,17 @@ def check_checkpoint(path: str) -> None:
 
 
 def ensure_tables(spark, config: RtBronzeConfig) -> None:
+    create_tables(spark, config.table_path, (BRONZE_MBO_STREAM, QUARANTINE_STREAM))
+
+
+def create_tables(spark, table_path, tables) -> None:
+    """Each stream table at ``table_path(table)``, created empty with its schema when absent."""
     from delta.tables import DeltaTable
 
     from ..schemas import spark_schema
 
-    for table in (BRONZE_MBO_STREAM, QUARANTINE_STREAM):
-        builder = DeltaTable.createIfNotExists(spark).location(config.table_path(table)).addColumns(spark_schema(table))
+    for table in tables:
+        builder = DeltaTable.createIfNotExists(spark).location(table_path(table)).addColumns(spark_schema(table))
         if table.partition_by:
             builder = builder.partitionedBy(*table.partition_by)
         builder.execute()

@@ -49,7 +49,7 @@ from ..schemas import (
 from ..stages.base import SilverFilterFirst4Hours
 from ..stages.mbo_input import KERNEL_COLUMNS
 from .bus import BusSettings, check_bus
-from .rt_bronze import ENVELOPE_COLUMNS, ENVELOPE_DDL, check_checkpoint, invalid_reason
+from .rt_bronze import ENVELOPE_COLUMNS, ENVELOPE_DDL, check_checkpoint, create_tables, invalid_reason
 
 QUERY = "rt_silver"
 TWINS = {ORDERBOOK_STATE.name: ORDERBOOK_STATE_STREAM, BAR_5S.name: BAR_5S_STREAM,
@@ -157,15 +157,7 @@ def decode_rows(target: Table, batch_id: int, stream_time: int):
 
 
 def ensure_tables(spark, config: RtSilverConfig) -> None:
-    from delta.tables import DeltaTable
-
-    from ..schemas import spark_schema
-
-    for table in (*TWINS.values(), FEATURE_SERIES_STREAM):
-        builder = DeltaTable.createIfNotExists(spark).location(config.table_path(table)).addColumns(spark_schema(table))
-        if table.partition_by:
-            builder = builder.partitionedBy(*table.partition_by)
-        builder.execute()
+    create_tables(spark, config.table_path, (*TWINS.values(), FEATURE_SERIES_STREAM))
 
 
 def _append(df, config: RtSilverConfig, table: Table, batch_id: int) -> None:
