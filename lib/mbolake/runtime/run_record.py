@@ -97,6 +97,10 @@ def stage_digest(summary: dict) -> dict:
               "rows_out": int(summary.get("rows_out") or 0)}
     if "equal" in summary:
         digest["equal"] = bool(summary["equal"])
+        compared = [row for row in summary.get("details") or [] if isinstance(row, dict) and "equal" in row]
+        if compared:
+            digest["tables"] = len(compared)
+            digest["unequal"] = [str(row.get("table", "?")) for row in compared if not row["equal"]]
     files = [row for row in summary.get("details") or [] if isinstance(row, dict) and "status" in row]
     if files:
         statuses = [row["status"] for row in files]
@@ -124,8 +128,12 @@ def digest_text(digest: dict) -> str:
         parts.append(f"{compact_count(digest['rows_out'])} rows"
                      + (f", {compact_count(digest['rejected_records'])} records quarantined"
                         if digest["rejected_records"] else ""))
+    elif "tables" in digest:  # a parity check: tables compared, the unequal ones named
+        equal = digest["tables"] - len(digest["unequal"])
+        parts.append(f"{equal}/{digest['tables']} tables equal" + (
+            f", NOT EQUAL: {', '.join(digest['unequal'])}" if digest["unequal"] else ""))
     else:
         parts.append(f"{compact_count(digest['rows_in'])} -> {compact_count(digest['rows_out'])} rows")
-    if "equal" in digest:
+    if "equal" in digest and "tables" not in digest:
         parts.append("equal" if digest["equal"] else "NOT EQUAL")
     return f"{digest['stage']}: " + "; ".join(parts)
