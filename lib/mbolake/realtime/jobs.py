@@ -239,7 +239,8 @@ def _run_query(profile: Profile, name: str, start_query, description: str) -> No
     """Start a query in this process and wait for it: until SIGTERM, its end (availableNow) or its failure."""
     from ..runtime.spark import get_spark
 
-    spark = get_spark(profile, app_name=name)
+    # three jobs run at once beside the broker and the model server: each gets a smaller heap
+    spark = get_spark(profile, app_name=name, driver_memory=profile.spark.get("stream_driver_memory", "2g"))
     folder = stream_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     stop_requested = []

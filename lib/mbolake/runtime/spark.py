@@ -19,20 +19,21 @@ def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
-def get_spark(profile: Profile | None = None, app_name: str = "mbolake"):
-    """Return a SparkSession with Delta Lake and the ``bronze``/``silver``/``gold`` databases."""
+def get_spark(profile: Profile | None = None, app_name: str = "mbolake", driver_memory: str | None = None):
+    """Return a SparkSession with Delta Lake and the ``bronze``/``silver``/``gold`` databases
+    (``driver_memory`` overrides the profile's, e.g. for a background stream job)."""
     from pyspark.sql import SparkSession
 
     profile = profile or load_profile()
     if on_databricks():
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
     else:
-        spark = _local_session(profile, app_name)
+        spark = _local_session(profile, app_name, driver_memory)
     ensure_databases(spark, profile)
     return spark
 
 
-def _local_session(profile: Profile, app_name: str):
+def _local_session(profile: Profile, app_name: str, driver_memory: str | None = None):
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
@@ -45,7 +46,7 @@ def _local_session(profile: Profile, app_name: str):
     builder = (
         SparkSession.builder.appName(app_name)
         .master(conf.get("master", "local[*]"))
-        .config("spark.driver.memory", conf.get("driver_memory", "8g"))
+        .config("spark.driver.memory", driver_memory or conf.get("driver_memory", "8g"))
         .config("spark.sql.shuffle.partitions", str(conf.get("shuffle_partitions", 4)))
         .config("spark.default.parallelism", str(conf.get("shuffle_partitions", 4)))
         .config("spark.ui.enabled", str(conf.get("ui_enabled", False)).lower())
