@@ -166,7 +166,7 @@ def test_every_vector_scored_once_also_across_an_endpoint_outage(spark, broker, 
     # a micro-batch re-run after a crash (already committed) is read back, not scored nor written again
     last = max(b["batch_id"] for b in scored)
     empty = spark.createDataFrame([], schema=spark.read.format("delta").load(config.table_path(SETUP_VECTORS_STREAM)).schema)
-    again = rt_inference.process_batch(spark, config, empty, last, resolve, settings=None)
+    again = rt_inference.process_batch(spark, config, empty, last, resolve, publisher=None)
     assert again["rerun"] and again["scores"] == 3 and len(scores_table(config)) == 7
 
 
