@@ -319,3 +319,48 @@ def test_latest_scores_and_their_figure(project):
     fig = rt_inference.plot_scores(scores)
     assert {t.name: len(t.x) for t in fig.data} == {"BREAK": 1, "REJECT": 2, "CHOP": 1}
     assert all(set(t.y) == {0.6} for t in fig.data)
+
+
+def test_busy_answers_are_retried_a_refusal_fails_at_once_and_a_broken_registry_is_a_wait(tmp_path):
+    """503 (a busy server) is waited out, 400 (the input does not fit the model) is not: a stdlib HTTP server
+    stands in for the endpoint's answers here; the real server's are in the tests above."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mbolake.ml.inference_client import InferenceError
+    from mbolake.realtime.rt_inference import Endpoint, EndpointDown, score_group
+    from mbolake.sample.ml_snapshot import synthetic_training_frame
+
+    answers = [503, 503, 400]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            code = answers.pop(0)
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(b'{"error_code": "BAD_REQUEST"}' if code == 400 else b"busy")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    vectors = synthetic_training_frame(n_sessions=1, episodes_per_session=2)
+    config = RtInferenceConfig(lake_root=str(tmp_path), checkpoint=str(tmp_path / "ckpt"), max_wait_seconds=30.0,
+                               first_backoff_seconds=0.1, max_backoff_seconds=0.2)
+    endpoint = Endpoint(InferenceClient(f"http://127.0.0.1:{server.server_port}"), "ES_MODEL_setup_v3", "1")
+    waits: list[float] = []
+    try:
+        with pytest.raises(InferenceError, match="answered 400"):
+            score_group(vectors, "ES_MODEL", FEATURE_SET, lambda *_: endpoint, config, waits.append)
+    finally:
+        server.shutdown()
+    assert waits == [0.1, 0.2] and answers == []
+
+    def broken_registry(*_):
+        raise RuntimeError("database is locked")
+
+    with pytest.raises(EndpointDown, match="cannot be resolved now: database is locked"):
+        score_group(vectors, "ES_MODEL", FEATURE_SET, broken_registry, replace(config, max_wait_seconds=0.3),
+                    time.sleep)

@@ -23,6 +23,7 @@ the Delta streaming source fails on a commit that rewrites files, which is what 
 """
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -146,7 +147,19 @@ def _retryable(exc: Exception) -> bool:
     cause = exc.__cause__ if isinstance(exc, InferenceError) else exc
     if isinstance(cause, urllib.error.HTTPError):
         return cause.code in RETRY_CODES or cause.code >= 500
-    return isinstance(cause, (OSError, EndpointUnavailable))  # refused, reset, timed out, no DNS, not served
+    # refused, reset, timed out, cut short, no DNS, not served (yet)
+    return isinstance(cause, (OSError, http.client.HTTPException, EndpointUnavailable))
+
+
+def _resolve(resolve: Resolver, model_id: str, feature_set: str) -> Endpoint:
+    try:
+        endpoint = resolve(model_id, feature_set)
+    except Exception as exc:  # noqa: BLE001 -- a registry or info file not readable now is a wait, like a down server
+        raise EndpointUnavailable(f"the endpoint of {model_id} cannot be resolved now: {exc}") from exc
+    if endpoint is None:
+        raise EndpointUnavailable(f"no endpoint serves {registered_model_name(model_id, feature_set)} "
+                                  "(no serve info file, endpoint.url or MBOLAKE_ENDPOINT_URL)")
+    return endpoint
 
 
 def score_group(vectors: pd.DataFrame, model_id: str, feature_set: str, resolve: Resolver,
@@ -159,10 +172,7 @@ def score_group(vectors: pd.DataFrame, model_id: str, feature_set: str, resolve:
         attempts += 1
         endpoint = None
         try:
-            endpoint = resolve(model_id, feature_set)
-            if endpoint is None:
-                raise EndpointUnavailable(f"no endpoint serves {registered_model_name(model_id, feature_set)} "
-                                          "(no serve info file, endpoint.url or MBOLAKE_ENDPOINT_URL)")
+            endpoint = _resolve(resolve, model_id, feature_set)
             answer = endpoint.client.predict(frame)
             break
         except Exception as exc:  # noqa: BLE001 -- sorted into retry / fail just below
