@@ -10,8 +10,8 @@ rt inference, the served champion), in a scratch project.
    after, on the warm state. An event's send time is its Kafka message timestamp (the producer's
    CreateTime, i.e. ts_recv mapped to wall time by the pacing); the event that completed a row
    is the first event of its contract with ``ts_recv`` at or after the row's time (a setup
-   vector's ``vector_time``, a 5-second bar's end). Commit time: the ``commits/<n>`` file of the
-   row's micro-batch. event -> score: the score's commit minus the send time of the event that
+   vector's ``vector_time``, a 5-second bar's end). Commit time: the Delta commit of the row's
+   micro-batch in its own table (the log entry carrying its txnVersion). event -> score: the score's commit minus the send time of the event that
    completed its vector; the same from the feed's ``ingest_time`` (when the feed read the
    record's chunk: earlier by up to one chunk's pacing) is reported too.
 3. Memory: every ``--sample-seconds``, RSS and PSS (``/proc/<pid>/status``, ``smaps_rollup``)
@@ -124,6 +124,13 @@ def _kib(pid: int, path: str, key: str) -> int:
     return 0
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
 class Sampler(threading.Thread):
     """RSS / PSS of each part of the stack (``groups``: process group id -> part) and the load average."""
 
@@ -131,6 +138,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.every, self.groups, self.samples, self.done = every, {}, [], threading.Event()
         self.me = os.getpid()
+        self.process_peaks: dict[tuple[str, str], int] = {}  # (part, command) -> largest RSS of one such process
 
     def run(self) -> None:
         while not self.done.is_set():
@@ -142,7 +150,10 @@ class Sampler(threading.Thread):
         for pid, pgid, _ in _proc_rows():
             part = "feed + benchmark" if pid == self.me else self.groups.get(pgid)
             if part:
-                row[f"rss:{part}"] = row.get(f"rss:{part}", 0) + _kib(pid, "status", "VmRSS:")
+                rss = _kib(pid, "status", "VmRSS:")
+                key = (part, _comm(pid))
+                self.process_peaks[key] = max(self.process_peaks.get(key, 0), rss)
+                row[f"rss:{part}"] = row.get(f"rss:{part}", 0) + rss
                 row[f"pss:{part}"] = row.get(f"pss:{part}", 0) + _kib(pid, "smaps_rollup", "Pss:")
                 row[f"procs:{part}"] = row.get(f"procs:{part}", 0) + 1
         self.samples.append(row)
@@ -157,6 +168,8 @@ class Sampler(threading.Thread):
             cols = [c for c in frame if c.startswith(kind + ":")]
             out[f"peak_{kind}_total_mb"] = round(frame[cols].sum(axis=1).max() / 1024)
             out[f"peak_{kind}_mb"] = {c.split(":", 1)[1]: round(frame[c].max() / 1024) for c in cols}
+        out["peak_rss_one_process_mb"] = {f"{part} / {comm}": round(kib / 1024)
+                                          for (part, comm), kib in sorted(dict(self.process_peaks).items())}
         out["max_processes"] = {c.split(":", 1)[1]: int(frame[c].max()) for c in frame if c.startswith("procs:")}
         return out
 
@@ -221,6 +234,18 @@ def end_offsets(settings, topic: str) -> dict[int, int]:
     out = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
     consumer.close()
     return out
+
+
+def delta_commits(table_path: str) -> pd.Series:
+    """Micro-batch id (the append's txnVersion) -> its Delta commit's time (ns; commitInfo.timestamp, ms)."""
+    out = {}
+    for entry in sorted(Path(table_path, "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in entry.read_text().splitlines() if line.strip()]
+        txn = next((a["txn"]["version"] for a in actions if "txn" in a), None)
+        stamp = next((a["commitInfo"]["timestamp"] for a in actions if "commitInfo" in a), None)
+        if txn is not None and stamp is not None:
+            out[int(txn)] = stamp * 1e6
+    return pd.Series(out, dtype=float)
 
 
 def completing_events(events: pd.DataFrame, contract: np.ndarray, at: np.ndarray) -> pd.DataFrame:
@@ -362,11 +387,9 @@ def latency(profile, settings, since_offsets: dict, paced_from_ns: int) -> dict:
     if events.empty:
         return out
 
-    def commits(job: str) -> pd.Series:
-        batches = checkpoint_batches(Path(profile.lake_root) / "checkpoints" / job)
-        return batches.set_index("batch_id")["commit_time"] * 1e9
-
-    silver_commit, score_commit = commits("rt_silver"), commits("rt_inference")
+    series_commit = delta_commits(profile.table_path(FEATURE_SERIES_STREAM.name))
+    vector_commit = delta_commits(profile.table_path(SETUP_VECTORS_STREAM.name))
+    score_commit = delta_commits(profile.table_path(INFERENCE_SCORES_STREAM.name))
 
     def lags(rows: pd.DataFrame, at: np.ndarray, commit: pd.Series, name: str) -> pd.DataFrame:
         ev = completing_events(events, rows["contract_id"].to_numpy(), at)
@@ -380,11 +403,11 @@ def latency(profile, settings, since_offsets: dict, paced_from_ns: int) -> dict:
 
     series = delta_tables.read(profile, FEATURE_SERIES_STREAM, ["contract_id", "bar_ts", "stream_batch_id",
                                                                 "stream_time"]).to_pandas()
-    lags(series, series["bar_ts"].to_numpy(np.int64) + BAR_NS, silver_commit, "event_to_feature_series_commit")
+    lags(series, series["bar_ts"].to_numpy(np.int64) + BAR_NS, series_commit, "event_to_feature_series_commit")
     if delta_tables.exists(profile, SETUP_VECTORS_STREAM):
         vectors = delta_tables.read(profile, SETUP_VECTORS_STREAM, ["episode_id", "contract_id", "vector_time",
                                                                     "stream_batch_id", "stream_time"]).to_pandas()
-        vectors = lags(vectors, vectors["vector_time"].to_numpy(np.int64), silver_commit, "event_to_vector_commit")
+        vectors = lags(vectors, vectors["vector_time"].to_numpy(np.int64), vector_commit, "event_to_vector_commit")
         out["vectors_in_paced_window"] = int(len(vectors))
         if delta_tables.exists(profile, INFERENCE_SCORES_STREAM) and len(vectors):
             scores = delta_tables.read(profile, INFERENCE_SCORES_STREAM, ["episode_id", "stream_batch_id",
