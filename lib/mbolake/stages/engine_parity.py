@@ -37,6 +37,7 @@ from ..schemas import (
     BOOK_QUALITY,
     BRONZE_MBO,
     FEATURE_PRIMITIVES,
+    INGEST_MANIFEST,
     LABELS,
     MBO_NORMALIZED,
     ORDERBOOK_STATE,
@@ -131,7 +132,7 @@ def check_engine_parity(
     product = get_product(underlier)
     lake_engine = stage_engine(ctx, lake_engine)
     other = next(e for e in ENGINES if e != lake_engine)
-    session = as_date(session_date) if session_date else last_session(ctx, start_date, end_date)
+    session = as_date(session_date) if session_date else last_session(ctx, start_date, end_date, product.underlier)
     t0 = time.perf_counter()
     stages = [(SilverRebuildOrderBook(), {"include_spreads": include_spreads}),
               (SilverNormalizeMBO(roll_threshold), {"include_spreads": include_spreads}),
@@ -156,14 +157,20 @@ def check_engine_parity(
     return EngineParity(session, lake_engine, other, bronze_rows, tables, time.perf_counter() - t0)
 
 
-def last_session(ctx: Context, start_date: dt.date | None = None, end_date: dt.date | None = None) -> dt.date:
-    """The last session of ``silver.book_quality`` between the dates (either optional)."""
-    dates = sorted({d for d in delta_tables.read(ctx.profile, BOOK_QUALITY, ["session_date"]).column(0).to_pylist()
-                    if (start_date is None or d >= start_date) and (end_date is None or d <= end_date)})
+def last_session(ctx: Context, start_date: dt.date | None = None, end_date: dt.date | None = None,
+                 underlier: str | None = None) -> dt.date:
+    """The last session between the dates (either optional) that has Silver rows
+    (``silver.book_quality``) and, with ``underlier``, Bronze files of that product landed."""
+    dates = {d for d in delta_tables.read(ctx.profile, BOOK_QUALITY, ["session_date"]).column(0).to_pylist()
+             if (start_date is None or d >= start_date) and (end_date is None or d <= end_date)}
+    if underlier is not None:
+        manifest = delta_tables.read(ctx.profile, INGEST_MANIFEST, ["underlier", "status", "session_dates"]).to_pylist()
+        dates &= {d for row in manifest if row["underlier"] == underlier and row["status"] == "ingested"
+                  for d in row["session_dates"] or []}
     if not dates:
-        raise ValueError(f"engine parity: silver.book_quality has no session between {start_date} and {end_date}; "
-                         "run the Silver and Gold stages first")
-    return dates[-1]
+        raise ValueError(f"engine parity: no session {'of ' + underlier + ' ' if underlier else ''}with Silver rows "
+                         f"between {start_date} and {end_date}; run the Silver and Gold stages first")
+    return max(dates)
 
 
 def scratch_profile(profile: Profile, folder: Path) -> Profile:
