@@ -82,6 +82,7 @@ def stream_tables(frame: pd.DataFrame, cuts: np.ndarray, replay_every: int = 0) 
         for table, rows in stream.apply(kernel_records(batch)).items():
             out.setdefault(table.name, []).append(rows)
         state = stream.state_bytes()
+    assert not stream.features_active, "after the window the front month keeps only its book"
     return {name: pa.concat_tables(parts).to_pandas() for name, parts in out.items()}
 
 

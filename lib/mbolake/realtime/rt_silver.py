@@ -56,8 +56,6 @@ TWINS = {ORDERBOOK_STATE.name: ORDERBOOK_STATE_STREAM, BAR_5S.name: BAR_5S_STREA
          FEATURE_PRIMITIVES.name: FEATURE_PRIMITIVES_STREAM, SETUP_VECTORS.name: SETUP_VECTORS_STREAM}
 OUTPUT_DDL = "table STRING, contract_id STRING, session_date DATE, rows BINARY"
 STATE_DDL = "blob BINARY"
-STATE_DROP_HOUR_UTC = 36  # a session's state is dropped once the feed's watermark passes 12:00 UTC the next day
-WATERMARK_DELAY = "10 minutes"
 ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 # feature series column <- silver.bar_5s column
 SERIES = {"mid": "bar5s_midprice_eob", "microprice": "bar5s_microprice_eob", "spread_pts": "bar5s_state_spread_pts_eob",
@@ -104,30 +102,17 @@ def update_contract(config: RtSilverConfig):
 
         from ..stages.contract_stream import ContractSessionStream, kernel_records
 
-        if state.hasTimedOut:  # the feed has passed the session: nothing more will come
-            state.remove()
-            return
         contract_id, session_date = key
-        drop_at_ms = _drop_time_ms(session_date)
         frame = pd.concat(list(frames), ignore_index=True)
         stream = (ContractSessionStream.from_state_bytes(state.get[0], product, window) if state.exists
                   else ContractSessionStream(contract_id, session_date, product, window, lineage))
         out = stream.apply(kernel_records(frame))
         state.update((stream.state_bytes(),))
-        if drop_at_ms > state.getCurrentWatermarkMs():
-            state.setTimeoutTimestamp(drop_at_ms)
         if out:
             yield pd.DataFrame({"table": [t.name for t in out], "contract_id": contract_id,
                                 "session_date": [session_date] * len(out), "rows": [_ipc(rows) for rows in out.values()]})
 
     return update
-
-
-def _drop_time_ms(session_date) -> int:
-    import datetime as dt
-
-    midnight = dt.datetime.combine(session_date, dt.time(), tzinfo=dt.timezone.utc)
-    return int((midnight + dt.timedelta(hours=STATE_DROP_HOUR_UTC)).timestamp() * 1000)
 
 
 def _ipc(table) -> bytes:
@@ -227,11 +212,10 @@ def source(spark, settings: BusSettings, config: RtSilverConfig):
     parsed = (raw.select(F.from_json(F.col("value").cast("string"), ENVELOPE_DDL, {"mode": "PERMISSIVE"}).alias("m"))
               .withColumn("reason", invalid_reason(F)).where(F.col("reason").isNull()))
     columns = ["contract_id", "session_date", *KERNEL_COLUMNS]
-    # the event-time watermark only drops the states of sessions the feed has left behind
+    # No event-time watermark: Spark would drop the records of a partition that lags the others
+    # (a thin back month, a file replayed after a later one) as late data.
     return (parsed.where((F.col("m.underlier") == config.underlier) & (F.col("m.instrument_type") != "SPREAD"))
-            .select(*[F.expr(ENVELOPE_COLUMNS[c]).alias(c) for c in columns])
-            .withColumn("event_time", F.timestamp_micros(F.expr("ts_recv div 1000")))
-            .withWatermark("event_time", WATERMARK_DELAY))
+            .select(*[F.expr(ENVELOPE_COLUMNS[c]).alias(c) for c in columns]))
 
 
 def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now: bool = False,
@@ -245,7 +229,7 @@ def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now
     spark.conf.set("spark.sql.streaming.stateStore.providerClass", ROCKSDB)
     outputs = (source(spark, settings, config).groupBy("contract_id", "session_date")
                .applyInPandasWithState(update_contract(config), OUTPUT_DDL, STATE_DDL, "append",
-                                       GroupStateTimeout.EventTimeTimeout))
+                                       GroupStateTimeout.NoTimeout))
 
     def sink(batch, batch_id):
         status = process_batch(spark, settings, config, batch, batch_id)

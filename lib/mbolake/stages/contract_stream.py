@@ -20,7 +20,8 @@ next records of that contract in feed order and returns the rows they complete:
 ``state_bytes()`` / ``from_state_bytes()`` carry everything between micro-batches (one blob
 per contract, zlib-compressed): the book and bar-builder states, the levels, the detectors,
 the trades of the candles not yet closed, the session's bars so far (the signatures of
-pending episodes read them) and the episodes not yet complete. Records at or before the last
+pending episodes read them) and the episodes not yet complete. Once the window's last bar and
+candle are out and no episode is open, only the book is kept. Records at or before the last
 applied ``(ts_recv, record_index)`` are skipped: a message delivered twice is applied once.
 """
 from __future__ import annotations
@@ -114,8 +115,9 @@ class ContractSessionStream:
         self.window, self.lineage = window, lineage
         self.book = OrderBook()
         self.last_key = (-1, -1)  # (ts_recv, record_index) of the last record applied
-        self.front = contract_id == front_month_contract(product, session_date)
-        if self.front:
+        # the front month's feature kernels run until its window is over, then only the book stays
+        self.features_active = contract_id == front_month_contract(product, session_date)
+        if self.features_active:
             self._start_features()
 
     # ---- set-up of the front month's feature kernels ----
@@ -157,8 +159,9 @@ class ContractSessionStream:
         states = self.book.apply(records)
         if len(states["ts_recv"]):
             out[ORDERBOOK_STATE] = [mbp10_table(states, self.contract_id, self.session_date)]
-        if self.front:
+        if self.features_active:
             self._features(records, states, out)
+            self.features_active = not self._window_done()
         return {table: pa.concat_tables(parts) for table, parts in out.items() if parts}
 
     def _new_records(self, records: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -194,6 +197,11 @@ class ContractSessionStream:
         if len(primitives):
             out[FEATURE_PRIMITIVES] = [pa.Table.from_pandas(primitives, schema=FEATURE_PRIMITIVES.schema,
                                                             preserve_index=False)]
+
+    def _window_done(self) -> bool:
+        """Every bar and candle of the window out and no episode open: the feature state can go."""
+        return (self.builder.bars_emitted == self.builder.params.n_bars and self.next_candle == self.n_candles
+                and not len(self.pending))
 
     def _close_candles(self, now: int) -> pd.DataFrame:
         """The candles whose close the feed has passed (``now >= close_ts``), built exactly as
@@ -279,9 +287,9 @@ class ContractSessionStream:
     def state_bytes(self) -> bytes:
         meta = {"format": STATE_FORMAT, "contract_id": self.contract_id, "session_date": str(self.session_date),
                 "underlier": self.product.underlier, "window": self.window.label(), "lineage": self.lineage,
-                "last_key": list(self.last_key), "front": self.front}
+                "last_key": list(self.last_key), "features_active": self.features_active}
         parts = {"book": self.book.state_bytes()}
-        if self.front:
+        if self.features_active:
             meta |= {"next_candle": self.next_candle, "vectors_done": sorted(self.vectors_done),
                      "empty_levels": [lt for lt, d in self.detectors.items() if d is None]}
             parts |= {"bars": self.builder.state_bytes(), "levels": self.levels.state_bytes(),
@@ -309,9 +317,10 @@ class ContractSessionStream:
         self = cls.__new__(cls)
         self.contract_id, self.product, self.window = meta["contract_id"], product, window
         self.session_date = dt.date.fromisoformat(meta["session_date"])
-        self.lineage, self.last_key, self.front = meta["lineage"], tuple(meta["last_key"]), meta["front"]
+        self.lineage, self.last_key = meta["lineage"], tuple(meta["last_key"])
+        self.features_active = meta["features_active"]
         self.book = OrderBook.from_state_bytes(parts["book"])
-        if self.front:
+        if self.features_active:
             self._restore_features(parts, meta)
         return self
 
