@@ -128,7 +128,8 @@ def stream_parity(profile: Profile, session_dates=None, complete: bool = False) 
     """One row per table pair (see the module docstring)."""
     keys = frontiers(profile, session_dates)
     if keys.empty:
-        return pd.DataFrame([{"stage": t.name, "equal": False, "notes": "the stream has no book state yet"}
+        return pd.DataFrame([{"stage": t.name, "batch_rows": None, "batch_rows_due": None, "stream_rows": 0,
+                              "equal": False, "different_rows": None, "notes": "the stream has no book state yet"}
                              for t in PAIRS])
     return pd.DataFrame([compare_table(profile, table, keys, complete) for table in PAIRS])
 

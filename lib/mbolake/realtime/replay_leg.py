@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ..io import delta_tables
 from ..runtime.config import Profile
-from ..schemas import BRONZE_MBO_STREAM, INFERENCE_SCORES_STREAM, ORDERBOOK_STATE_STREAM, SETUP_VECTORS_STREAM
+from ..schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS_STREAM
 from . import bus, feed, jobs, overview, parity
 from .bus import BusSettings, settings_from
 
@@ -67,6 +68,7 @@ def landed_session_file(profile: Profile, session_date=None) -> tuple[dt.date, P
     if match.empty:
         raise FileNotFoundError(f"no landed file holds session {wanted}")
     path = Path(match["path"].iloc[-1])
+    path = path if path.is_absolute() else Path(profile.root) / path  # the manifest keeps project-relative paths
     if not path.exists():
         raise FileNotFoundError(f"the landed file of session {wanted} is gone: {path}")
     return wanted, path
@@ -110,23 +112,49 @@ def _count(profile: Profile, table, column: str = "session_date") -> int:
     return delta_tables.read(profile, table, [column]).num_rows
 
 
-def wait_caught_up(profile: Profile, sent: int, timeout: float, poll: float = 2.0) -> None:
-    """Until rt bronze holds every event, rt silver has read as far, and every vector is scored."""
+def end_offsets(settings: BusSettings, topic: str) -> dict[str, int]:
+    """The next offset of every partition of ``topic`` (what a reader that is done has reached)."""
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(settings.producer_config() | {"group.id": f"mbolake-leg-{uuid.uuid4().hex[:8]}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return {str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(checkpoint: str | Path, topic: str) -> dict[str, int]:
+    """The Kafka offsets up to which a query's last committed micro-batch has read (its checkpoint)."""
+    folder = Path(checkpoint)
+    commits = sorted(int(f.name) for f in (folder / "commits").glob("[0-9]*")) if (folder / "commits").is_dir() else []
+    if not commits:
+        return {}
+    last_line = (folder / "offsets" / str(commits[-1])).read_text().strip().splitlines()[-1]
+    return {k: int(v) for k, v in json.loads(last_line).get(topic, {}).items()}
+
+
+def wait_caught_up(profile: Profile, settings: BusSettings, topic: str, timeout: float, poll: float = 2.0) -> None:
+    """Until rt bronze and rt silver have committed every offset of the topic and every setup
+    vector of the stream has its score."""
     deadline = time.time() + timeout
-    last_seen = None
+    ends = end_offsets(settings, topic)
+    behind: list[str] = []
     while time.time() < deadline:
         for job in LEG_JOBS:
             [info] = jobs.status(profile, job)
             if not info["running"]:
                 raise RuntimeError(f"stream job {job} stopped; its log: {info['log']}")
-        seen = (_count(profile, BRONZE_MBO_STREAM), _count(profile, ORDERBOOK_STATE_STREAM),
-                _count(profile, SETUP_VECTORS_STREAM), _count(profile, INFERENCE_SCORES_STREAM))
-        if seen[0] >= sent and seen == last_seen and seen[3] >= seen[2]:
-            return  # two polls without a new row, every event in Bronze and every vector scored
-        last_seen = seen
+        behind = [job for job in ("rt_bronze", "rt_silver")
+                  if any(committed_offsets(f"{profile.lake_root}/checkpoints/{job}", topic).get(p, 0) < end
+                         for p, end in ends.items())]
+        if not behind and _count(profile, INFERENCE_SCORES_STREAM) >= _count(profile, SETUP_VECTORS_STREAM):
+            return
         time.sleep(poll)
     raise TimeoutError(f"the stream jobs did not catch up with the feed in {timeout:.0f} s "
-                       f"(Bronze events {last_seen[0]} of {sent}); logs under {jobs.stream_dir(profile)}")
+                       f"({', '.join(behind) or 'rt_inference'} behind); logs under {jobs.stream_dir(profile)}")
 
 
 def run_replay_leg(profile: Profile, *, session_date=None, until: str = "10:45", bootstrap: str | None = None,
@@ -144,7 +172,7 @@ def run_replay_leg(profile: Profile, *, session_date=None, until: str = "10:45",
             started = time.time()
             result = feed.replay(path, settings, speed="max", end=until, report=None)
             leg.sent, leg.replay_seconds = result.sent, result.seconds
-            wait_caught_up(profile, result.sent, timeout)
+            wait_caught_up(profile, settings, jobs.rt_silver_config(profile).topic, timeout)
             leg.catch_up_seconds = time.time() - started - result.seconds
         finally:
             for job in LEG_JOBS:
