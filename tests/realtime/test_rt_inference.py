@@ -220,7 +220,7 @@ def test_an_endpoint_that_stays_down_is_retried_with_backoff_then_fails_naming_i
         score_group(vectors, "ES_MODEL", "setup_v1", lambda *_: endpoint, config, sleep)
 
 
-def wait_for_text(path, text: str, timeout: float = 180.0) -> str:
+def wait_for_text(path, text: str, timeout: float = 300.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         log = path.read_text(errors="replace") if path.exists() else ""
@@ -241,7 +241,7 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
     profile, name = champion["profile"], champion["name"]
     conf = profile.root / "conf" / "local.yaml"
     settings = yaml.safe_load(conf.read_text())
-    settings["streams"] |= {"score_trigger_seconds": 1, "score_max_wait_seconds": 300}
+    settings["streams"] |= {"score_trigger_seconds": 1, "score_max_wait_seconds": 600, "score_max_backoff_seconds": 2}
     conf.write_text(yaml.safe_dump(settings))  # the job process reads the project's profile
     topic = fresh_topic(broker)
     with pytest.raises(BusError, match="127.0.0.1:1 is unreachable"):
@@ -265,7 +265,7 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
                                   env={**os.environ, "MBOLAKE_HOME": str(profile.root)}, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + 300  # a loaded 2-core machine: the server alone may take a minute
             while len(scores_table(config)) < 3 and time.monotonic() < deadline and server.poll() is None:
                 time.sleep(0.5)
         finally:
@@ -274,6 +274,7 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
         assert f"{name} v{champion['version']} served at http://127.0.0.1:" in out, out[-2000:]
         assert server.returncode == 0 and not serve_info_path(profile, name).exists()
         scores = scores_table(config)
+        assert len(scores) == 3, log.read_text(errors="replace")[-3000:]
         assert sorted(scores["episode_id"]) == sorted(vectors["episode_id"].iloc[:3])
         assert set(scores["model_version"]) == {champion["version"]}
         [row] = jobs.status(profile, "rt_inference")
@@ -286,8 +287,8 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
         started = time.monotonic()
         assert jobs.stop(profile, "rt_inference")
         stop_seconds = time.monotonic() - started
-    assert "rt_inference: stopped on SIGTERM" in log.read_text()
-    assert stop_seconds < 30, stop_seconds
+    assert "rt_inference: stopped on SIGTERM" in log.read_text(), log.read_text(errors="replace")[-3000:]
+    assert stop_seconds < 60, stop_seconds  # not the 90 s after which jobs.stop sends SIGKILL
     assert len(scores_table(config)) == 3
 
 

@@ -177,6 +177,7 @@ def rt_inference_config(profile: Profile, topic: str | None = None):
         topic=topic or streams.get("scores_topic", "inference_scores"),
         trigger_seconds=_seconds(streams, "score_trigger_seconds", 5.0),
         max_wait_seconds=_seconds(streams, "score_max_wait_seconds", 600.0),
+        max_backoff_seconds=_seconds(streams, "score_max_backoff_seconds", 30.0),
     )
 
 
