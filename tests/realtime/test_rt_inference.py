@@ -88,7 +88,7 @@ def scores_table(config: RtInferenceConfig) -> pd.DataFrame:
     return DeltaTable(config.table_path(INFERENCE_SCORES_STREAM)).to_pandas()
 
 
-def wait_for_scores(config, query, n: int, timeout: float = 180.0) -> pd.DataFrame:
+def wait_for_scores(config, query, n: int, timeout: float = 300.0) -> pd.DataFrame:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert query.isActive, f"the query stopped: {query.exception()}"
