@@ -247,7 +247,7 @@ def test_the_stream_job_waits_for_an_endpoint_scores_when_served_and_stops_insid
     with pytest.raises(BusError, match="127.0.0.1:1 is unreachable"):
         jobs.start(profile, "rt_inference", bootstrap="127.0.0.1:1", topic=topic)
     bad = replace(profile, settings={**profile.settings, "streams": {"score_trigger_seconds": "soon"}})
-    with pytest.raises(ValueError, match="streams.score_trigger_seconds must be a number of seconds, got 'soon'"):
+    with pytest.raises(ValueError, match="streams.score_trigger_seconds must be a number of seconds > 0, got 'soon'"):
         jobs.start(bad, "rt_inference", bootstrap=broker["bootstrap"], topic=topic)
 
     config = jobs.rt_inference_config(profile, topic)
@@ -365,3 +365,17 @@ def test_busy_answers_are_retried_a_refusal_fails_at_once_and_a_broken_registry_
     with pytest.raises(EndpointDown, match="cannot be resolved now: database is locked"):
         score_group(vectors, "ES_MODEL", FEATURE_SET, broken_registry, replace(config, max_wait_seconds=0.3),
                     time.sleep)
+
+
+def test_the_job_reads_its_trigger_from_the_profile_and_refuses_a_bad_one(project):
+    from mbolake.realtime import jobs
+    from mbolake.runtime.config import load_profile
+
+    profile = load_profile("local")
+    config = jobs.rt_inference_config(profile)
+    assert (config.trigger_seconds, config.max_wait_seconds, config.topic) == (5.0, 600.0, "inference_scores")
+    assert config.checkpoint == f"{profile.lake_root}/checkpoints/rt_inference"
+    for bad in (0, -1, "soon", None):
+        broken = replace(profile, settings={**profile.settings, "streams": {"score_trigger_seconds": bad}})
+        with pytest.raises(ValueError, match=rf"streams.score_trigger_seconds must be a number of seconds > 0, got {bad!r}"):
+            jobs.rt_inference_config(broken)

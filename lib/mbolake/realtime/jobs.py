@@ -184,9 +184,12 @@ def rt_inference_config(profile: Profile, topic: str | None = None):
 def _seconds(settings: dict, key: str, default: float) -> float:
     value = settings.get(key, default)
     try:
-        return float(value)
+        seconds = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"streams.{key} must be a number of seconds, got {value!r}") from None
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"streams.{key} must be a number of seconds > 0, got {value!r}")
+    return seconds
 
 
 def score_models(profile: Profile) -> list[tuple[str, str]]:
