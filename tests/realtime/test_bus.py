@@ -45,3 +45,12 @@ def test_jar_resolution_reuses_a_complete_cache_and_needs_maven_otherwise(tmp_pa
     monkeypatch.setattr(bus.shutil, "which", lambda name: None)
     with pytest.raises(bus.BusError, match="needs Maven"):
         bus.resolve_jars(tmp_path / "empty-cache")
+
+
+def test_stream_status_without_a_name_lists_every_job(project, capsys):
+    from mbolake.realtime import jobs
+
+    assert cli.main(["stream", "status"]) == 1  # none running
+    assert [row["job"] for row in json.loads(capsys.readouterr().out)] == list(jobs.JOBS)
+    assert cli.main(["stream", "stop"]) == 0  # start/stop default to rt_bronze
+    assert capsys.readouterr().out.strip() == "rt_bronze was not running"

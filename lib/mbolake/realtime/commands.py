@@ -37,7 +37,8 @@ def add_commands(sub) -> None:
 
     stream = sub.add_parser("stream", help="streaming jobs in the background (logs under runs/streams/)")
     stream.add_argument("action", choices=["start", "stop", "status"])
-    stream.add_argument("name", nargs="?", default="rt_bronze", help="job name: rt_bronze (default), rt_silver, rt_inference")
+    stream.add_argument("name", nargs="?", default=None,
+                        help="job name: rt_bronze, rt_silver, rt_inference (start/stop: default rt_bronze; status: all)")
     stream.add_argument("--bootstrap", default=None)
     stream.add_argument("--topic", default=None)
     stream.add_argument("--max-offsets", type=int, default=None, help="Kafka offsets per micro-batch")
@@ -119,6 +120,8 @@ def _stream(args) -> int:
     from . import jobs
 
     profile = _profile(args)
+    if args.action != "status" and args.name is None:
+        args.name = "rt_bronze"
     if args.action == "start":
         info = jobs.start(profile, args.name, bootstrap=args.bootstrap, topic=args.topic, max_offsets=args.max_offsets)
         print(f"{args.name} started (pid {info['pid']}); log: {info['log']}")
@@ -127,5 +130,5 @@ def _stream(args) -> int:
     else:
         rows = jobs.status(profile, args.name)
         print(json.dumps(rows, indent=1))
-        return 0 if all(r["running"] for r in rows) else 1
+        return 0 if any(r["running"] for r in rows) else 1
     return 0
