@@ -218,6 +218,23 @@ def rows_added_in(profile: Profile, table: Table, version: int, partition_column
     return sum(int(r["num_records"]) for r in added), sorted({r[f"partition.{partition_column}"] for r in added})
 
 
+def append_once(uri: str, table: Table, rows: pa.Table, app_id: str, version: int) -> bool:
+    """Append ``rows`` with the application transaction ``(app_id, version)``, unless that
+    transaction (or a later one of ``app_id``) is already in the table: a micro-batch re-run
+    after a crash appends nothing twice. The check and the commit use one snapshot, so a
+    concurrent writer of the same transaction fails the commit. Returns whether it appended."""
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+    snapshot = DeltaTable(uri, storage_options=storage_options())
+    done = snapshot.transaction_version(app_id)
+    if done is not None and done >= version:
+        return False
+    write_deltalake(snapshot, rows.cast(table.schema), mode="append", partition_by=list(table.partition_by) or None,
+                    commit_properties=CommitProperties(app_transactions=[Transaction(app_id, version)]),
+                    storage_options=storage_options())
+    return True
+
+
 def transaction_committed(profile: Profile, table: Table, app_id: str) -> bool:
     from deltalake import DeltaTable
 

@@ -40,7 +40,7 @@ from ..ml.registry import registered_model_name
 from ..ml.snapshot import feature_matrix
 from ..schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS_STREAM, Table
 from .bus import BusSettings, check_bus
-from .producer import BusProducer
+from .producer import QueryPublisher, close_when_done
 from .rt_bronze import check_checkpoint
 
 QUERY = "rt_inference"
@@ -338,48 +338,11 @@ def messages(scores: pd.DataFrame) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-class Publisher:
-    """The query's producer: made at its first publish (about 0.3 s of a micro-batch when made per batch),
-    dropped when the query ends (:class:`_OnTerminated`), so no connection outlives the query."""
-
-    def __init__(self, settings: BusSettings, topic: str):
-        self.settings, self.topic, self._producer = settings, topic, None
+class Publisher(QueryPublisher):
+    """The query's producer of scores (see :class:`QueryPublisher`)."""
 
     def publish(self, scores: pd.DataFrame) -> None:
-        """Send and wait for the acknowledgements (a failure fails the micro-batch; its re-run republishes)."""
-        if self._producer is None:
-            self._producer = BusProducer(self.settings, self.topic, check=False)
-        try:
-            self._producer.send(messages(scores))
-            self._producer.flush(60)
-        except Exception:
-            self._producer = None
-            raise
-
-    def close(self) -> None:
-        self._producer = None  # confluent-kafka closes its connections when the producer is freed
-
-
-def _on_terminated(callback):
-    from pyspark.sql.streaming import StreamingQueryListener
-
-    class _OnTerminated(StreamingQueryListener):
-        query_id: str | None = None
-
-        def onQueryStarted(self, event):
-            pass
-
-        def onQueryProgress(self, event):
-            pass
-
-        def onQueryIdle(self, event):
-            pass
-
-        def onQueryTerminated(self, event):
-            if str(event.id) == self.query_id:
-                callback()
-
-    return _OnTerminated()
+        self.send(messages(scores))
 
 
 def _plain(value):
@@ -452,14 +415,7 @@ def start(spark, settings: BusSettings | None, config: RtInferenceConfig, resolv
     writer = (source(spark, config).writeStream.queryName(QUERY).option("checkpointLocation", config.checkpoint)
               .foreachBatch(run))
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
-    if publisher is None:
-        return writer.start()
-    # (the listener stays registered: a py4j call back into Spark from its own callback is not worth the risk)
-    listener = _on_terminated(publisher.close)
-    spark.streams.addListener(listener)
-    query = writer.start()
-    listener.query_id = str(query.id)
-    return query
+    return writer.start() if publisher is None else close_when_done(spark, writer, publisher)
 
 
 __all__ = ["QUERY", "RtInferenceConfig", "Endpoint", "EndpointDown", "start", "process_batch", "score_batch",

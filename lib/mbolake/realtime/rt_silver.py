@@ -10,14 +10,16 @@ RocksDB; state and Kafka offsets live in the checkpoint (``lake/checkpoints/rt_s
 query killed at any point resumes where its last committed micro-batch ended.
 
 The function returns the rows it completed as Arrow IPC blobs, one per output table; the
-micro-batch sink (``foreachBatch``) decodes them into
+micro-batch sink (``foreachBatch``) brings them to the driver (``toArrow``) and decodes them into
 
 - ``silver.orderbook_state_stream``, ``silver.bar_5s_stream``,
   ``silver.feature_primitives_stream``, ``gold.setup_vectors_stream`` (the batch tables'
   columns plus ``stream_batch_id`` / ``stream_time``) and ``gold.feature_series_stream``,
 
-each an idempotent Delta append (``txnAppId`` / ``txnVersion``: a micro-batch re-run after a
-crash skips the tables it already wrote), then publishes the setup vectors and the feature
+each an idempotent Delta append by delta-rs with the application transaction
+``(rt_silver:<checkpoint>, batch id)`` (a micro-batch re-run after a crash skips the tables it
+already wrote; a Spark write costs a second or more of jobs per table, delta-rs tens of
+milliseconds), then publishes the setup vectors and the feature
 series to ``features_gold`` (JSON, keyed by episode id / contract; at least once: a re-run
 micro-batch may publish again, readers keep the last message per key).
 
@@ -49,6 +51,7 @@ from ..schemas import (
 from ..stages.base import SilverFilterFirst4Hours
 from ..stages.mbo_input import KERNEL_COLUMNS
 from .bus import BusSettings, check_bus
+from .producer import QueryPublisher, close_when_done
 from .rt_bronze import ENVELOPE_COLUMNS, ENVELOPE_DDL, check_checkpoint, create_tables, invalid_reason
 
 QUERY = "rt_silver"
@@ -124,80 +127,69 @@ def _ipc(table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def decode_rows(target: Table, batch_id: int, stream_time: int):
-    """``mapInArrow`` function: IPC blobs -> ``target`` rows (the batch columns plus bookkeeping)."""
+def decode_rows(blobs: list[bytes], target: Table, batch_id: int, stream_time: int):
+    """IPC blobs of one table -> ``target`` rows (the batch columns plus the bookkeeping)."""
+    import pyarrow as pa
 
-    def decode(batches):
-        import pyarrow as pa
+    rows = pa.concat_tables([pa.ipc.open_stream(blob).read_all() for blob in blobs])
+    n = rows.num_rows
+    rows = rows.append_column("stream_batch_id", pa.array([batch_id] * n, pa.int64()))
+    rows = rows.append_column("stream_time", pa.array([stream_time] * n, pa.int64()))
+    return rows.select(target.schema.names).cast(target.schema)
 
-        for batch in batches:
-            for blob in batch.column("rows").to_pylist():
-                rows = pa.ipc.open_stream(blob).read_all()
-                n = rows.num_rows
-                rows = rows.append_column("stream_batch_id", pa.array([batch_id] * n, pa.int64()))
-                rows = rows.append_column("stream_time", pa.array([stream_time] * n, pa.int64()))
-                yield from rows.select(target.schema.names).cast(target.schema).to_batches()
 
-    return decode
+def feature_series(bars):
+    """``gold.feature_series_stream`` rows of ``silver.bar_5s_stream`` rows (Arrow)."""
+    import pyarrow as pa
+
+    names = ["contract_id", "session_date", "bar_ts", *SERIES, "stream_batch_id", "stream_time"]
+    return pa.table({name: bars.column(SERIES.get(name, name)) for name in names}).cast(FEATURE_SERIES_STREAM.schema)
 
 
 def ensure_tables(spark, config: RtSilverConfig) -> None:
     create_tables(spark, config.table_path, (*TWINS.values(), FEATURE_SERIES_STREAM))
 
 
-def _append(df, config: RtSilverConfig, table: Table, batch_id: int) -> None:
-    (df.write.format("delta").mode("append").option("txnAppId", f"{QUERY}:{config.checkpoint}")
-     .option("txnVersion", batch_id).save(config.table_path(table)))
+def messages(rows, key: str, kind: str) -> list[tuple[bytes, bytes]]:
+    """``(key, JSON)`` of each row for ``features_gold`` (``kind`` says which table it is from;
+    floats at full precision, dates as ISO text)."""
+    return [(str(row[key]).encode(), json.dumps({"kind": kind, **row}, default=str).encode())
+            for row in rows.to_pylist()]
 
 
-def _publish(df, settings: BusSettings, topic: str, key: str) -> None:
-    writer = df.selectExpr(f"CAST({key} AS STRING) AS key", "to_json(struct(*)) AS value").write.format("kafka")
-    for option, value in settings.spark_options().items():
-        writer = writer.option(option, value)
-    writer.option("topic", topic).save()
-
-
-def process_batch(spark, settings: BusSettings, config: RtSilverConfig, batch, batch_id: int) -> dict:
-    """One micro-batch's outputs: every table appended once (idempotent), then published."""
-    from pyspark.sql import functions as F
-
-    from ..schemas import spark_schema
+def process_batch(config: RtSilverConfig, batch, batch_id: int, publisher=None) -> dict:
+    """One micro-batch's outputs: the stateful step's IPC blobs brought to the driver, every table
+    appended once (delta-rs with the application transaction ``rt_silver:<checkpoint>`` at
+    ``batch_id``: a re-run micro-batch appends nothing twice), then vectors and series published."""
+    from ..io.delta_tables import append_once
 
     started = time.perf_counter()
-    batch = batch.persist()
-    counts = {r["table"]: r["count"] for r in batch.groupBy("table").count().collect()}
+    outputs = batch.toArrow()  # runs the micro-batch: Kafka read, parse, the stateful step
     state_seconds = time.perf_counter() - started
     stream_time = time.time_ns()
+    blobs: dict[str, list[bytes]] = {}
+    for name, blob in zip(outputs.column("table").to_pylist(), outputs.column("rows").to_pylist()):
+        blobs.setdefault(name, []).append(blob)
+    app_id = f"{QUERY}:{config.checkpoint}"
     written = {}
-    for name in counts:
+    for name, parts in blobs.items():
         target = TWINS[name]
-        rows = (batch.where(F.col("table") == name).select("rows")
-                .mapInArrow(decode_rows(target, batch_id, stream_time), spark_schema(target)))
-        if name == SETUP_VECTORS.name or name == BAR_5S.name:
-            rows = rows.persist()
-        _append(rows, config, target, batch_id)
-        written[target.name] = rows
-    bars = written.get(BAR_5S_STREAM.name)
+        written[target.name] = decode_rows(parts, target, batch_id, stream_time)
+        append_once(config.table_path(target), target, written[target.name], app_id, batch_id)
     series = None
-    if bars is not None:
-        series = bars.select("contract_id", "session_date", "bar_ts",
-                             *[F.col(column).alias(name) for name, column in SERIES.items()],
-                             "stream_batch_id", "stream_time")
-        _append(series, config, FEATURE_SERIES_STREAM, batch_id)
-    if config.publish_topic:
-        vectors = written.get(SETUP_VECTORS_STREAM.name)
-        if vectors is not None:
-            _publish(vectors.withColumn("kind", F.lit("setup_vector")), settings, config.publish_topic, "episode_id")
+    if BAR_5S_STREAM.name in written:
+        series = feature_series(written[BAR_5S_STREAM.name])
+        append_once(config.table_path(FEATURE_SERIES_STREAM), FEATURE_SERIES_STREAM, series, app_id, batch_id)
+    write_seconds = time.perf_counter() - started - state_seconds
+    if publisher is not None:
+        if SETUP_VECTORS_STREAM.name in written:
+            publisher.send(messages(written[SETUP_VECTORS_STREAM.name], "episode_id", "setup_vector"))
         if series is not None:
-            _publish(series.withColumn("kind", F.lit("feature_series")), settings, config.publish_topic, "contract_id")
-    for name in (SETUP_VECTORS_STREAM.name, BAR_5S_STREAM.name):
-        if name in written:
-            written[name].unpersist()
-    batch.unpersist()
-    return {"query": QUERY, "batch_id": batch_id, "groups": sum(counts.values()),
-            "rows": {TWINS[name].name: n for name, n in counts.items()},
-            "state_seconds": round(state_seconds, 3), "seconds": round(time.perf_counter() - started, 3),
-            "time": time.time()}
+            publisher.send(messages(series, "contract_id", "feature_series"))
+    return {"query": QUERY, "batch_id": batch_id, "groups": outputs.num_rows,
+            "rows": {name: rows.num_rows for name, rows in written.items()},
+            "state_seconds": round(state_seconds, 3), "write_seconds": round(write_seconds, 3),
+            "seconds": round(time.perf_counter() - started, 3), "time": time.time()}
 
 
 def source(spark, settings: BusSettings, config: RtSilverConfig):
@@ -231,8 +223,10 @@ def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now
                .applyInPandasWithState(update_contract(config), OUTPUT_DDL, STATE_DDL, "append",
                                        GroupStateTimeout.NoTimeout))
 
+    publisher = QueryPublisher(settings, config.publish_topic) if config.publish_topic else None
+
     def sink(batch, batch_id):
-        status = process_batch(spark, settings, config, batch, batch_id)
+        status = process_batch(config, batch, batch_id, publisher)
         if status_path:
             Path(status_path).write_text(json.dumps(status))
         if on_batch:
@@ -242,7 +236,7 @@ def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now
               .option("checkpointLocation", config.checkpoint).foreachBatch(sink))
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(
         processingTime=f"{config.trigger_seconds} seconds")
-    return writer.start()
+    return writer.start() if publisher is None else close_when_done(spark, writer, publisher)
 
 
 __all__ = ["QUERY", "RtSilverConfig", "TWINS", "start", "process_batch", "ensure_tables", "update_contract"]
