@@ -64,9 +64,11 @@ def ingest_times(profile: Profile) -> pd.DataFrame:
     return events.sort_values("ts_recv", kind="stable").reset_index(drop=True)
 
 
-def feed_lag(profile: Profile) -> pd.DataFrame:
+def feed_lag(profile: Profile, since_ns: int | None = None) -> pd.DataFrame:
     """Per stream table: rows, and seconds from the feed reading the completing event to the row's
-    commit (p50, p99, max). Needs rt bronze's table for the feed's read times."""
+    commit (p50, p99, max). Needs rt bronze's table for the feed's read times; with ``since_ns``
+    only rows whose event the feed read since then (rt bronze keeps the first read of an event
+    replayed twice, so an earlier replay's read time would count the time between replays)."""
     events = ingest_times(profile)
     out = []
     for name, column in EVENT_TIME.items():
@@ -81,8 +83,13 @@ def feed_lag(profile: Profile) -> pd.DataFrame:
         # the first event read at or after the row's time: the one that completed it
         at = np.searchsorted(events["ts_recv"].to_numpy(np.int64), event, side="left")
         found = at < len(events)
-        lag = (rows["stream_time"].to_numpy(np.int64)[found]
-               - events["ingest_time"].to_numpy(np.int64)[at[found]]) / 1e9
+        read = events["ingest_time"].to_numpy(np.int64)[np.minimum(at, len(events) - 1)]
+        if since_ns is not None:
+            found &= read >= since_ns
+        if not found.any():
+            out.append({"table": name, "rows": len(rows)})
+            continue
+        lag = (rows["stream_time"].to_numpy(np.int64)[found] - read[found]) / 1e9
         out.append({"table": name, "rows": len(rows), "lag_p50_s": float(np.percentile(lag, 50)),
                     "lag_p99_s": float(np.percentile(lag, 99)), "lag_max_s": float(lag.max())})
     return pd.DataFrame(out)

@@ -170,6 +170,7 @@ def run_replay_leg(profile: Profile, *, session_date=None, until: str = "10:45",
                        max_offsets=max_offsets if job != "rt_inference" else None)
         try:
             started = time.time()
+            leg_start_ns = time.time_ns()
             result = feed.replay(path, settings, speed="max", end=until, report=None)
             leg.sent, leg.replay_seconds = result.sent, result.seconds
             wait_caught_up(profile, settings, jobs.rt_silver_config(profile).topic, timeout)
@@ -179,7 +180,7 @@ def run_replay_leg(profile: Profile, *, session_date=None, until: str = "10:45",
                 jobs.stop(profile, job)
     leg.parity = parity.stream_parity(profile, [session])
     parity.record(leg.parity)
-    leg.lag = overview.feed_lag(profile)
+    leg.lag = overview.feed_lag(profile, since_ns=leg_start_ns)
     leg.batches = {job: overview.job_batches(profile, job) for job in LEG_JOBS}
     if delta_tables.exists(profile, INFERENCE_SCORES_STREAM):
         leg.scores = delta_tables.read(profile, INFERENCE_SCORES_STREAM).to_pandas()
