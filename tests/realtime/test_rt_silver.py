@@ -18,23 +18,14 @@ from mbolake.realtime.producer import BusProducer
 from mbolake.runtime.config import load_profile
 from mbolake.runtime.context import Context
 from mbolake.sample import synth
-from mbolake.stages import (
-    BronzeProcessDBN,
-    GoldExtractSetupVectors,
-    SilverAddSessionLevels,
-    SilverComputeBar5sFeatures,
-    SilverExtractLevelApproach2m,
-    SilverNormalizeMBO,
-    SilverRebuildOrderBook,
-)
+from mbolake.stages import SILVER_GOLD_STAGES, BronzeProcessDBN
 
 from .conftest import consume_all
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
 SESSION = dt.date(2025, 11, 5)
-BATCH_STAGES = (SilverRebuildOrderBook, SilverNormalizeMBO, SilverAddSessionLevels, SilverComputeBar5sFeatures,
-                SilverExtractLevelApproach2m, GoldExtractSetupVectors)
+BATCH_STAGES = SILVER_GOLD_STAGES
 
 
 def land_and_build_batch(profile) -> list:

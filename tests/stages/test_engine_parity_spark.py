@@ -16,15 +16,7 @@ from mbolake.runtime.config import load_profile
 from mbolake.runtime.context import Context
 from mbolake.sample import synth
 from mbolake.schemas import BAR_5S, BRONZE_MBO, ORDERBOOK_STATE, TABLES
-from mbolake.stages import (
-    BronzeProcessDBN,
-    GoldExtractSetupVectors,
-    SilverAddSessionLevels,
-    SilverComputeBar5sFeatures,
-    SilverExtractLevelApproach2m,
-    SilverNormalizeMBO,
-    SilverRebuildOrderBook,
-)
+from mbolake.stages import SILVER_GOLD_STAGES, BronzeProcessDBN
 from mbolake.stages.engine_parity import check_engine_parity
 
 from tests.helpers import make_project
@@ -33,8 +25,7 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 FIRST = dt.date(2025, 11, 10)
 LAST = dt.date(2025, 11, 11)
-CHAIN = (SilverRebuildOrderBook, SilverNormalizeMBO, SilverAddSessionLevels, SilverComputeBar5sFeatures,
-         SilverExtractLevelApproach2m, GoldExtractSetupVectors)
+CHAIN = SILVER_GOLD_STAGES
 
 
 @pytest.fixture(scope="module")

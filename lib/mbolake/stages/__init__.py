@@ -11,6 +11,10 @@ from .silver_levels import SilverAddSessionLevels
 from .silver_normalize import SilverNormalizeMBO
 from .training_snapshot import export_training_snapshot
 
-__all__ = ["BronzeProcessDBN", "GoldExtractSetupVectors", "SilverAddSessionLevels", "SilverComputeBar5sFeatures",
+# Silver and Gold in the order a session goes through them (each reads what the ones before wrote)
+SILVER_GOLD_STAGES = (SilverRebuildOrderBook, SilverNormalizeMBO, SilverAddSessionLevels, SilverComputeBar5sFeatures,
+                      SilverExtractLevelApproach2m, GoldExtractSetupVectors)
+
+__all__ = ["SILVER_GOLD_STAGES", "BronzeProcessDBN", "GoldExtractSetupVectors", "SilverAddSessionLevels", "SilverComputeBar5sFeatures",
            "SilverExtractLevelApproach2m", "SilverFilterFirst4Hours", "SilverNormalizeMBO", "SilverRebuildOrderBook",
            "Stage", "StageSummary", "export_training_snapshot"]
