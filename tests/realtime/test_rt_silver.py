@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from mbolake.io import delta_tables
 from mbolake.realtime import bus, feed, jobs, rt_silver
 from mbolake.realtime.bus import BusError, BusSettings
 from mbolake.realtime.parity import stream_parity
@@ -18,6 +19,7 @@ from mbolake.realtime.producer import BusProducer
 from mbolake.runtime.config import load_profile
 from mbolake.runtime.context import Context
 from mbolake.sample import synth
+from mbolake.schemas import BRONZE_MBO
 from mbolake.stages import SILVER_GOLD_STAGES, BronzeProcessDBN
 
 from .conftest import consume_all
@@ -58,6 +60,8 @@ def test_stream_tables_equal_batch_tables(spark, project, broker, topic):
     query.awaitTermination()
     assert query.exception() is None
     assert len(batches) >= 5, "the session should be cut into several micro-batches"
+    outrights = delta_tables.read(profile, BRONZE_MBO, ["instrument_type"]).column("instrument_type").to_pylist()
+    assert sum(b["records"] for b in batches) == sum(kind != "SPREAD" for kind in outrights)  # each record once
 
     parity = stream_parity(profile, complete=True).set_index("stage")
     print(parity.to_string())

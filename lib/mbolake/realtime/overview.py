@@ -157,7 +157,7 @@ def input_rates(batches: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if frame.empty or "seconds" not in frame:
             out.append({"job": name, "micro-batches": 0})
             continue
-        rows_in = next((frame[c] for c in ("messages", "vectors", "groups") if c in frame), None)
+        rows_in = next((frame[c] for c in ("messages", "records", "vectors") if c in frame), None)
         seconds = frame["seconds"].astype(float)
         out.append({"job": name, "micro-batches": len(frame),
                     "rows in": int(rows_in.sum()) if rows_in is not None else None,

@@ -57,7 +57,9 @@ from .rt_bronze import ENVELOPE_COLUMNS, ENVELOPE_DDL, check_checkpoint, create_
 QUERY = "rt_silver"
 TWINS = {ORDERBOOK_STATE.name: ORDERBOOK_STATE_STREAM, BAR_5S.name: BAR_5S_STREAM,
          FEATURE_PRIMITIVES.name: FEATURE_PRIMITIVES_STREAM, SETUP_VECTORS.name: SETUP_VECTORS_STREAM}
-OUTPUT_DDL = "table STRING, contract_id STRING, session_date DATE, rows BINARY"
+# one row per (group, output table); ``records`` counts the group's input once (a group that
+# completed no row still reports its records, with a null table)
+OUTPUT_DDL = "table STRING, contract_id STRING, session_date DATE, records BIGINT, rows BINARY"
 STATE_DDL = "blob BINARY"
 ROCKSDB = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 # feature series column <- silver.bar_5s column
@@ -111,9 +113,10 @@ def update_contract(config: RtSilverConfig):
                   else ContractSessionStream(contract_id, session_date, product, window, lineage))
         out = stream.apply(kernel_records(frame))
         state.update((stream.state_bytes(),))
-        if out:
-            yield pd.DataFrame({"table": [t.name for t in out], "contract_id": contract_id,
-                                "session_date": [session_date] * len(out), "rows": [_ipc(rows) for rows in out.values()]})
+        tables = [t.name for t in out] or [None]
+        yield pd.DataFrame({"table": tables, "contract_id": contract_id, "session_date": [session_date] * len(tables),
+                            "records": [len(frame)] + [0] * (len(tables) - 1),
+                            "rows": [_ipc(rows) for rows in out.values()] or [None]})
 
     return update
 
@@ -169,7 +172,8 @@ def process_batch(config: RtSilverConfig, batch, batch_id: int, publisher=None) 
     stream_time = time.time_ns()
     blobs: dict[str, list[bytes]] = {}
     for name, blob in zip(outputs.column("table").to_pylist(), outputs.column("rows").to_pylist()):
-        blobs.setdefault(name, []).append(blob)
+        if name is not None:
+            blobs.setdefault(name, []).append(blob)
     app_id = f"{QUERY}:{config.checkpoint}"
     written = {}
     for name, parts in blobs.items():
@@ -186,7 +190,7 @@ def process_batch(config: RtSilverConfig, batch, batch_id: int, publisher=None) 
             publisher.send(messages(written[SETUP_VECTORS_STREAM.name], "episode_id", "setup_vector"))
         if series is not None:
             publisher.send(messages(series, "contract_id", "feature_series"))
-    return {"query": QUERY, "batch_id": batch_id, "groups": outputs.num_rows,
+    return {"query": QUERY, "batch_id": batch_id, "records": sum(outputs.column("records").to_pylist()),
             "rows": {name: rows.num_rows for name, rows in written.items()},
             "state_seconds": round(state_seconds, 3), "write_seconds": round(write_seconds, 3),
             "seconds": round(time.perf_counter() - started, 3), "time": time.time()}
