@@ -50,8 +50,13 @@ class RtBronzeConfig:
     starting_offsets: str = "earliest"
 
     def table_path(self, table: Table) -> str:
-        layer, name = table.name.split(".", 1)
-        return f"{self.lake_root}/{layer}/{name}"
+        return lake_table_path(self.lake_root, table)
+
+
+def lake_table_path(lake_root: str, table: Table) -> str:
+    """``<lake_root>/<layer>/<name>`` of a table (``silver.bar_5s_stream`` -> ``lake/silver/bar_5s_stream``)."""
+    layer, name = table.name.split(".", 1)
+    return f"{lake_root}/{layer}/{name}"
 
 
 def check_checkpoint(path: str) -> None:

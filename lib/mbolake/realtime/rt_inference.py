@@ -41,7 +41,7 @@ from ..ml.snapshot import feature_matrix
 from ..schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS_STREAM, Table
 from .bus import BusSettings, check_bus
 from .producer import QueryPublisher, close_when_done
-from .rt_bronze import check_checkpoint
+from .rt_bronze import check_checkpoint, lake_table_path
 
 QUERY = "rt_inference"
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ class RtInferenceConfig:
     max_files_per_trigger: int = 1000
 
     def table_path(self, table: Table) -> str:
-        layer, name = table.name.split(".", 1)
-        return f"{self.lake_root}/{layer}/{name}"
+        return lake_table_path(self.lake_root, table)
 
     def check(self) -> None:
         """A bad parameter fails before the query starts, naming it."""

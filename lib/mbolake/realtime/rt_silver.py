@@ -52,7 +52,7 @@ from ..stages.base import SilverFilterFirst4Hours
 from ..stages.mbo_input import KERNEL_COLUMNS
 from .bus import BusSettings, check_bus
 from .producer import QueryPublisher, close_when_done
-from .rt_bronze import ENVELOPE_COLUMNS, ENVELOPE_DDL, check_checkpoint, create_tables, invalid_reason
+from .rt_bronze import ENVELOPE_COLUMNS, ENVELOPE_DDL, check_checkpoint, create_tables, invalid_reason, lake_table_path
 
 QUERY = "rt_silver"
 TWINS = {ORDERBOOK_STATE.name: ORDERBOOK_STATE_STREAM, BAR_5S.name: BAR_5S_STREAM,
@@ -90,8 +90,7 @@ class RtSilverConfig:
             raise ValueError(f"trigger_seconds must be > 0, got {self.trigger_seconds}")
 
     def table_path(self, table: Table) -> str:
-        layer, name = table.name.split(".", 1)
-        return f"{self.lake_root}/{layer}/{name}"
+        return lake_table_path(self.lake_root, table)
 
     def lineage(self) -> str:
         """``data_version`` of the stream's rows (the window, as Gold's lookback_spec reads it)."""
