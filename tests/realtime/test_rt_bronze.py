@@ -101,3 +101,5 @@ def test_bad_topic_unreachable_broker_and_unwritable_checkpoint_fail_early(spark
         bad = replace(bad, checkpoint="/proc/mbolake-ckpt")  # root writes anywhere else
     with pytest.raises(PermissionError, match="checkpoint location .* is not writable"):
         rt_bronze.start(spark, settings, bad)
+    with pytest.raises(ValueError, match="min_read_tasks must be >= 1, got 0"):
+        rt_bronze.start(spark, settings, replace(jobs.rt_bronze_config(profile), min_read_tasks=0))

@@ -91,6 +91,8 @@ def test_bad_topic_checkpoint_and_parameters_fail_before_the_query(spark, projec
         rt_silver.start(spark, settings, config)
     with pytest.raises(ValueError, match="max_offsets_per_trigger"):
         dataclasses.replace(config, max_offsets_per_trigger=0)
+    with pytest.raises(ValueError, match="min_read_tasks must be >= 1, got 0"):
+        dataclasses.replace(config, min_read_tasks=0)
     with pytest.raises(ValueError, match="unknown underlier 'NQ'"):
         dataclasses.replace(config, underlier="NQ")
     with pytest.raises(BusError, match="127.0.0.1:1"):

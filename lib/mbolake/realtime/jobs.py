@@ -109,7 +109,7 @@ def _reap(pid: int) -> None:
 
 
 def rt_bronze_config(profile: Profile, topic: str | None = None, max_offsets: int | None = None):
-    from .rt_bronze import RtBronzeConfig
+    from .rt_bronze import READ_TASKS, RtBronzeConfig
 
     streams = profile.settings.get("streams", {})
     return RtBronzeConfig(
@@ -117,11 +117,13 @@ def rt_bronze_config(profile: Profile, topic: str | None = None, max_offsets: in
         topic=topic or streams.get("mbo_topic", "mbo_raw"),
         max_offsets_per_trigger=int(max_offsets or streams.get("max_offsets_per_trigger", 200_000)),
         trigger_seconds=float(streams.get("trigger_seconds", 1.0)),
+        min_read_tasks=int(streams.get("min_read_tasks", READ_TASKS)),
     )
 
 
 def rt_silver_config(profile: Profile, topic: str | None = None, max_offsets: int | None = None,
                      underlier: str | None = None):
+    from .rt_bronze import READ_TASKS
     from .rt_silver import RtSilverConfig
 
     streams = profile.settings.get("streams", {})
@@ -132,6 +134,7 @@ def rt_silver_config(profile: Profile, topic: str | None = None, max_offsets: in
         publish_topic=streams.get("features_topic", "features_gold"),
         max_offsets_per_trigger=int(max_offsets or streams.get("max_offsets_per_trigger", 200_000)),
         trigger_seconds=float(streams.get("trigger_seconds", 1.0)),
+        min_read_tasks=int(streams.get("min_read_tasks", READ_TASKS)),
     )
 
 
