@@ -131,6 +131,20 @@ def _comm(pid: int) -> str:
         return "?"
 
 
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return "?"
+
+
+def _jvm_spawn(pid: int, parent: int) -> bool:
+    """A JVM's child not yet exec'd (Hadoop runs ``chmod`` and Spark its Python workers through
+    ``posix_spawn``): it shares the JVM's memory, which would be counted twice."""
+    exe = _exe(pid)
+    return exe.endswith("/java") and exe == _exe(parent)
+
+
 class Sampler(threading.Thread):
     """RSS / PSS of each part of the stack (``groups``: process group id -> part) and the load average."""
 
@@ -147,9 +161,9 @@ class Sampler(threading.Thread):
 
     def sample(self) -> None:
         row = {"t": time.time(), "load1": os.getloadavg()[0]}
-        for pid, pgid, _ in _proc_rows():
+        for pid, pgid, parent in _proc_rows():
             part = "feed + benchmark" if pid == self.me else self.groups.get(pgid)
-            if part:
+            if part and not _jvm_spawn(pid, parent):
                 rss = _kib(pid, "status", "VmRSS:")
                 key = (part, _comm(pid))
                 self.process_peaks[key] = max(self.process_peaks.get(key, 0), rss)
