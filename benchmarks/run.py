@@ -5,7 +5,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["bench_synth.py", "bench_bronze.py", "bench_book.py", "bench_bars.py", "bench_pipeline.py", "bench_realtime.py",
-              "bench_realtime_stack.py", "bench_engine_parity.py", "bench_rt_inference.py"]
+              "bench_realtime_stack.py", "bench_rt_silver.py", "bench_engine_parity.py", "bench_rt_inference.py"]
 # arguments under `make bench` (the scripts' own defaults are the issue's full-size runs)
 ARGUMENTS = {
     # run B of RESULTS.md: the 10 M-record session cannot be streamed end to end within the bench timeout here
