@@ -187,13 +187,15 @@ def _batch(spark, config, batch, batch_id, status_path, on_batch) -> None:
         on_batch(status)
 
 
-def source(spark, settings: BusSettings, config: RtBronzeConfig):
+def source(spark, settings: BusSettings, config):
+    """The topic as a Kafka stream (rt bronze's and rt silver's: ``config`` names the topic, the
+    starting offsets, the offsets per micro-batch and the read tasks); lost offsets fail the query."""
     reader = spark.readStream.format("kafka")
     for key, value in settings.spark_options().items():
         reader = reader.option(key, value)
     return (reader.option("subscribe", config.topic).option("startingOffsets", config.starting_offsets)
             .option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
-            .option("minPartitions", str(config.min_read_tasks)).load())
+            .option("minPartitions", str(config.min_read_tasks)).option("failOnDataLoss", "true").load())
 
 
 def start(spark, settings: BusSettings, config: RtBronzeConfig, *, available_now: bool = False,

@@ -63,6 +63,7 @@ from .rt_bronze import (
     lake_table_path,
     query_conf,
 )
+from .rt_bronze import source as kafka_source
 
 QUERY = "rt_silver"
 TWINS = {ORDERBOOK_STATE.name: ORDERBOOK_STATE_STREAM, BAR_5S.name: BAR_5S_STREAM,
@@ -221,13 +222,7 @@ def source(spark, settings: BusSettings, config: RtSilverConfig):
     """The product's outright records of the topic, as Bronze-shaped columns (malformed messages dropped)."""
     from pyspark.sql import functions as F
 
-    reader = spark.readStream.format("kafka")
-    for key, value in settings.spark_options().items():
-        reader = reader.option(key, value)
-    raw = (reader.option("subscribe", config.topic).option("startingOffsets", config.starting_offsets)
-           .option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
-           .option("minPartitions", str(config.min_read_tasks)).option("failOnDataLoss", "true").load())
-    parsed = (raw.select(F.from_json(F.col("value").cast("string"), ENVELOPE_DDL, {"mode": "PERMISSIVE"}).alias("m"))
+    parsed = (kafka_source(spark, settings, config).select(F.from_json(F.col("value").cast("string"), ENVELOPE_DDL, {"mode": "PERMISSIVE"}).alias("m"))
               .withColumn("reason", invalid_reason(F)).where(F.col("reason").isNull()))
     columns = ["contract_id", "session_date", *KERNEL_COLUMNS]
     # No event-time watermark: Spark would drop the records of a partition that lags the others
