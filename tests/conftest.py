@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES, make_project
+from tests.helpers import FIXTURES, make_project, missing_prerequisite
 
 
 @pytest.fixture(scope="session")
 def dbn_fixtures() -> Path:
     if not FIXTURES.is_dir():
-        pytest.skip(f"Databento's real test files are not here ({FIXTURES}); they live outside the project")
+        missing_prerequisite(f"Databento's real test files are not here ({FIXTURES}); they live outside the project")
     return FIXTURES
 
 

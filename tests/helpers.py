@@ -1,15 +1,32 @@
 """Helpers shared by the test tree (import as ``from tests.helpers import ...``).
 
 The one definition of the repository root and of Databento's real DBN test files
-(``../shared/fixtures/dbn``, outside the project); conftest.py builds its fixtures on these.
+(``../shared/fixtures/dbn``, outside the project; ``MBOLAKE_DBN_FIXTURES`` names another
+folder); conftest.py builds its fixtures on these. ``missing_prerequisite`` is how a test says
+that something outside the project is not here: a skip on a developer's machine, a failure
+under ``CI=true``, where every prerequisite is installed and a skip would hide a lost check.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "dbn"
+FIXTURES = Path(os.environ.get("MBOLAKE_DBN_FIXTURES") or REPO.parent / "shared" / "fixtures" / "dbn")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def missing_prerequisite(reason: str) -> None:
+    """Skip with ``reason``; under ``CI=true`` fail with it instead."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing prerequisite is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
 
 
 def make_project(root: Path) -> Path:

@@ -9,8 +9,6 @@ from tests.helpers import REPO
 
 DEPLOY = REPO / "deploy" / "azureml"
 
-pytest.importorskip("azure.ai.ml")
-
 
 def _refs(command: str, kind: str) -> set[str]:
     return set(re.findall(r"\$\{\{" + kind + r"\.([A-Za-z_][A-Za-z0-9_]*)\}\}", command))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import make_project
+from tests.helpers import make_project, missing_prerequisite
 from tests.reports.small_lake import build_small_lake
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,10 +30,11 @@ def small_lake(tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser():
     """Debian's chromium driven by Playwright (never a downloaded browser build)."""
+    from playwright.sync_api import sync_playwright
+
     if not os.path.exists(CHROMIUM):
-        pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it)")
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
+        missing_prerequisite(f"chromium is not installed at {CHROMIUM} (apt-get install -y chromium; .ci/run does it)")
+    with sync_playwright() as p:
         instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         yield instance
         instance.close()

@@ -105,10 +105,11 @@ def corrupt_some(records: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("table_state", ["new_table", "existing_table"])
-def test_two_processes_ingesting_the_same_new_file_land_it_once(project, generated_day, dbn_fixtures, table_state):
+def test_two_processes_ingesting_the_same_new_file_land_it_once(project, generated_day, table_state, request):
     ctx = bronze_context()
     before = 0
-    if table_state == "existing_table":
+    if table_state == "existing_table":  # only this case needs Databento's file (a table that holds other rows)
+        dbn_fixtures = request.getfixturevalue("dbn_fixtures")
         land(ctx, dbn_fixtures / "test_data.mbo.v3.dbn.zst", day=dt.date(2020, 12, 28))
         before = BronzeProcessDBN().run(ctx, underlier="ES", progress=False).rows_out
     land(ctx, generated_day)
