@@ -205,5 +205,5 @@ def test_chunked_equals_whole_with_state_round_trips(seed, cuts):
     if not parts:
         assert whole.empty
     else:
-        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole, check_exact=True)
     assert det.state_bytes() == ApproachDetector.from_state_bytes(det.state_bytes()).state_bytes()

@@ -161,7 +161,7 @@ def test_every_vector_scored_once_also_across_an_endpoint_outage(spark, broker, 
     published = pd.DataFrame([json.loads(m.value()) for m in messages]).set_index("episode_id").sort_index()
     table = scores.set_index("episode_id").sort_index()
     table["session_date"] = [d.isoformat() for d in table["session_date"]]
-    pd.testing.assert_frame_equal(published[table.columns], table, check_dtype=False)
+    pd.testing.assert_frame_equal(published[table.columns], table, check_dtype=False, check_exact=True)
 
     # a micro-batch re-run after a crash (already committed) is read back, not scored nor written again
     last = max(b["batch_id"] for b in scored)

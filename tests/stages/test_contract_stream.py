@@ -96,7 +96,16 @@ def assert_same_rows(name: str, batch: pd.DataFrame, stream: pd.DataFrame, keys:
         if column == "feature_vector":
             assert all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True) for x, y in zip(left, right)), name
         else:
-            pd.testing.assert_series_equal(left, right, check_dtype=False, check_names=False, obj=f"{name}.{column}")
+            pd.testing.assert_series_equal(left, right, check_dtype=False, check_names=False, check_exact=True,
+                                           obj=f"{name}.{column}")
+
+
+def test_same_rows_means_exactly_the_same_values():
+    """Equal is exact: pandas' default tolerance (relative 1e-5) would pass 5000.0 against 5000.04."""
+    batch = pd.DataFrame({"bar_ts": [1, 2], "mid": [5000.0, np.nan], "data_version": ["b", "b"]})
+    assert_same_rows("bars", batch, batch.assign(data_version="s"), ["bar_ts"])  # NaN equals NaN
+    with pytest.raises(AssertionError, match="bars.mid"):
+        assert_same_rows("bars", batch, batch.assign(mid=[5000.04, np.nan]), ["bar_ts"])
 
 
 KEYS = {ORDERBOOK_STATE.name: ["ts_recv", "sequence"], BAR_5S.name: ["bar_ts"],
