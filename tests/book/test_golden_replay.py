@@ -1,4 +1,5 @@
-"""Golden replay: one generated ES session through ``OrderBook``, its exact final book pinned.
+"""Golden replay: one generated ES session through ``OrderBook``, its exact final book pinned
+and confirmed by the self-contained ``ReferenceBook``.
 
 The input is ``synth.generate_session_records(2025-11-04, SynthParams(intensity=40_000,
 seed=2024))``: 39,855 MBO records in feed order over three books (ESZ5 64312, ESH6 64315,
@@ -10,20 +11,24 @@ the ESZ5-ESH6 spread 964312), each opened by a clear and a snapshot. It is repla
   levels, live orders, records, event groups and top-10 changes,
 * the channel's last sequence,
 * the MBP-10 rows: their count and a SHA-256 over every column's bytes, taken column by
-  column in ``MBP10_COLUMNS`` order (Databento's mbp-10 layout, the dtypes ``apply`` returns).
+  column in ``HASHED_COLUMNS`` order (Databento's mbp-10 columns and dtypes).
 
-The plain-Python ``ReferenceBook`` replays the same records and must give the same rows and
-the same final levels, orders and counters (about 3 s).
-
-How the numbers were produced: by running this input through the code as committed with
-this test (numpy 2 Generator streams, seeded per session by ``synth``), printing the values
-above and pasting them here; the reference book agreed with every one of them.
+How the numbers were confirmed: they were first printed from a run of ``OrderBook`` on this
+input and pasted here; they are confirmed independently of the kernel by the plain-Python
+``ReferenceBook``, which replays the same records on its own and must give every pinned value
+(``test_reference_book_gives_the_golden_values``, about 3 s). The reference shares no code
+with the kernel: it decodes the DBN record bytes itself (the same records Databento's own
+decoder reads, ``test_databento_reads_the_same_input``), builds its own MBP-10 rows and
+defines its own constants; ``test_reference_independence.py`` and the import-linter contract
+``reference-self-contained`` keep it so. A bug in code the kernel uses (record decoding, row
+building, a shared constant) therefore cannot give both books the pinned values.
+``HASHED_COLUMNS`` is written out here, so the hash does not depend on either book's column order.
 
 What a change means:
 
 * ``INPUT_SHA256`` changed: the generator (``mbolake.sample.synth``) or numpy's random streams
   changed, not the book. Check that the change was intended, then re-pin everything below
-  from a run whose ``ReferenceBook`` comparison passes.
+  from the ``ReferenceBook``'s replay, and check that the kernel agrees.
 * the input is unchanged but a book value or ``ROWS_SHA256`` changed: the order book now
   builds a different book or emits different MBP-10 rows from the same feed. That is a
   behaviour change of the kernel (priority, level aggregation, event-group/top-10 logic,
@@ -39,8 +44,11 @@ import hashlib
 import numpy as np
 import pytest
 
-from mbolake.book import MBP10_COLUMNS, OrderBook, ReferenceBook
+from mbolake.book import MBP10_COLUMNS, OrderBook
+from mbolake.book.reference import ReferenceBook, decode_mbo
 from mbolake.sample import synth
+
+from tests.book.test_reference_independence import databento_records
 
 SESSION = dt.date(2025, 11, 4)
 PARAMS = synth.SynthParams(intensity=40_000, seed=2024)
@@ -67,9 +75,16 @@ ANOMALY_COUNTERS = ("crossed_groups", "locked_groups", "unknown_order_refs", "ne
                     "duplicate_adds", "invalid_records", "seq_decreases", "seq_jumps", "ts_recv_non_monotonic")
 
 
+HEADER = ("ts_recv", "ts_event", "rtype", "publisher_id", "instrument_id", "action", "side", "depth",
+          "price", "size", "flags", "sequence")
+HASHED_COLUMNS = HEADER + tuple(f"{field}_{level:02d}" for field in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct")
+                                for level in range(10))
+
+
 def rows_sha256(rows: dict[str, np.ndarray]) -> str:
+    assert sorted(rows) == sorted(HASHED_COLUMNS)
     h = hashlib.sha256()
-    for name in MBP10_COLUMNS:
+    for name in HASHED_COLUMNS:
         h.update(np.ascontiguousarray(rows[name]).tobytes())
     return h.hexdigest()
 
@@ -134,18 +149,51 @@ def test_micro_batches_give_the_same_rows(records):
     assert rows_sha256(rows) == ROWS_SHA256
 
 
-def test_reference_book_agrees(records, replayed):
-    book, rows = replayed
-    ref = ReferenceBook()
-    ref_rows = ref.apply(records)
-    for name in MBP10_COLUMNS:
-        np.testing.assert_array_equal(ref_rows[name], rows[name], err_msg=name)
-    assert rows_sha256(ref_rows) == ROWS_SHA256
-    ref_quality = ref.quality()
-    assert sorted(ref_quality) == sorted(FINAL)
-    for (pub, inst), want in FINAL.items():
-        for side in ("B", "A"):
-            assert ref.levels(pub, inst, side, depth=10_000) == book.levels(pub, inst, side, depth=10_000), (inst, side)
-        for name in ("bid_levels", "ask_levels", "live_orders", "records", "event_groups", "top10_changes"):
-            assert ref_quality[(pub, inst)][name] == want[name], (inst, name)
+@pytest.fixture(scope="module")
+def reference(records):
+    book = ReferenceBook()
+    rows = book.apply(records)
+    return book, rows
+
+
+def test_databento_reads_the_same_input(records):
+    """The generated bytes are DBN MBO records as Databento's own decoder reads them, and the
+    reference decodes them to the same fields."""
+    raw = records.tobytes()
+    assert decode_mbo(raw) == databento_records(raw, has_metadata=False)
+
+
+def test_reference_book_gives_the_golden_values(reference):
+    """The pinned values, from the reference book alone (no kernel code involved)."""
+    ref, rows = reference
+    assert len(rows["ts_recv"]) == N_ROWS
+    assert rows_sha256(rows) == ROWS_SHA256
+    assert int(rows["sequence"][-1]) == LAST_SEQUENCE
     assert ref.channels == {(1, 0): LAST_SEQUENCE}
+    quality = ref.quality()
+    assert sorted(quality) == sorted(FINAL)
+    for (pub, inst), want in FINAL.items():
+        assert ref.levels(pub, inst, "B", 1) == [want["best_bid"]], (inst, "best bid")
+        assert ref.levels(pub, inst, "A", 1) == [want["best_ask"]], (inst, "best ask")
+        assert len(ref.levels(pub, inst, "B", depth=10_000)) == want["bid_levels"], inst
+        assert len(ref.levels(pub, inst, "A", depth=10_000)) == want["ask_levels"], inst
+        got = quality[(pub, inst)]
+        for name in ("bid_levels", "ask_levels", "live_orders", "records", "event_groups", "top10_changes"):
+            assert got[name] == want[name], (inst, name)
+        assert got["book_complete"], inst
+        for name in ANOMALY_COUNTERS:
+            assert got.get(name, 0) == 0, (inst, name)
+
+
+def test_reference_book_agrees_with_the_kernel(replayed, reference):
+    """Beyond the pinned values: every row, level and resting order is the same."""
+    (book, rows), (ref, ref_rows) = replayed, reference
+    assert sorted(rows) == sorted(ref_rows)
+    for name in rows:
+        np.testing.assert_array_equal(ref_rows[name], rows[name], err_msg=name)
+    for pub, inst in FINAL:
+        for side in ("B", "A"):
+            levels = book.levels(pub, inst, side, depth=10_000)
+            assert ref.levels(pub, inst, side, depth=10_000) == levels, (inst, side)
+            for price, _, _ in levels:
+                assert ref.orders_at(pub, inst, side, price) == book.orders_at(pub, inst, side, price)
