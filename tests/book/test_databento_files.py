@@ -57,7 +57,8 @@ def test_reference_agrees_on_the_real_file(dbn_fixtures):
 
 def test_output_layout_matches_databento_mbp10(dbn_fixtures):
     """Our column names and dtypes are those of Databento's own mbp-10 file."""
-    databento = pytest.importorskip("databento")
+    import databento
+
     store = databento.DBNStore.from_file(str(dbn_fixtures / "test_data.mbp-10.v3.dbn.zst"))
     theirs = store.to_ndarray().dtype
     _, _, ours = replay(dbn_fixtures, 3)
