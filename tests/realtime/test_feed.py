@@ -55,6 +55,25 @@ def test_a_killed_replay_resumes_after_its_last_acknowledged_chunk(broker, topic
     assert indices == list(range(5_000, len(records)))
 
 
+def test_the_replay_reports_the_last_ts_recv_it_sent_per_contract_session(broker, topic, small_session, tmp_path):
+    """The parity's cut-off: what the feed sent, per contract-session, also after a resumed replay."""
+    import datetime as dt
+
+    result = feed.replay(small_session, BusSettings(broker["bootstrap"]), topic=topic, speed="max", end="10:00",
+                         progress_file=tmp_path / "progress.json", chunk_records=5_000, report=None)
+    expected = {}
+    for message in consume_all(broker["bootstrap"], topic):
+        value = json.loads(message.value())
+        key = (value["contract_id"], dt.date.fromisoformat(value["payload"]["session_date"]))
+        expected[key] = max(expected.get(key, 0), value["payload"]["ts_recv"])
+    assert result.sent > 0 and len(expected) >= 2
+    assert result.last_ts_recv == expected
+    # the same file again: nothing sent, and the progress file still knows what was
+    again = feed.replay(small_session, BusSettings(broker["bootstrap"]), topic=topic, speed="max", end="10:00",
+                        progress_file=tmp_path / "progress.json", report=None)
+    assert again.sent == 0 and again.last_ts_recv == expected
+
+
 def test_paced_replay_and_time_window(broker, topic, small_session):
     _, records = read_mbo(small_session)
     # 09:30-09:31 New York on the session day, at 10x: about 6 s of wall clock for one minute of data

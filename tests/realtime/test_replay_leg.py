@@ -36,6 +36,7 @@ def test_the_replay_leg_streams_a_session_equal_to_batch_and_scores_it(project, 
     parity = json.loads((project / "runs" / "rt" / "summaries" / "stream_parity.json").read_text())
     assert parity["equal"] is True, parity["notes"]
     results = {d["table"]: d for d in parity["details"]}
+    assert {table: d["status"] for table, d in results.items()} == dict.fromkeys(results, "equal")
     assert results["gold.setup_vectors"]["rows"] >= 2, "the replay should reach past a few episodes"
     assert 1_790 <= results["silver.bar_5s"]["rows"] <= 150 * 12  # 08:30-11:00 of 5-second bars
     vectors = delta_tables.read(profile, SETUP_VECTORS_STREAM, ["episode_id", "feature_hash"]).to_pandas()

@@ -4,9 +4,15 @@ Replay resumes without duplicates: after each chunk is acknowledged by the broke
 records, per file SHA-256, how many records it has sent (``progress_file``); a killed replay
 starts again after the last acknowledged chunk. A chunk sent but not yet recorded when the feed
 was killed goes out again with the same ``event_key``s, and streaming Bronze lands it once.
+
+The progress file also keeps, per file, the last ``ts_recv`` sent per contract-session: the
+cut-off up to which the stream must have produced its rows once it has consumed everything
+(``ReplayResult.last_ts_recv``, the batch/stream parity's ``sent``); a resumed replay still
+knows what its earlier runs sent.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -34,6 +40,7 @@ class ReplayResult:
     sent: int
     resumed_from: dict
     seconds: float
+    last_ts_recv: dict[tuple[str, dt.date], int]  # (contract_id, session_date) -> last ts_recv sent
 
     @property
     def rate(self) -> float:
@@ -77,7 +84,8 @@ def dbn_files(target: str | Path) -> list[Path]:
 
 
 class Progress:
-    """``{sha256: {"path", "sent"}}`` in a JSON file, replaced atomically after each chunk."""
+    """``{sha256: {"path", "sent", "finished", "last_ts_recv": {session_date: {contract_id: ts_recv}}}}``
+    in a JSON file, replaced atomically after each chunk."""
 
     def __init__(self, path: str | Path | None):
         self.path = Path(path) if path else None
@@ -86,8 +94,17 @@ class Progress:
     def sent(self, sha: str) -> int:
         return int(self.data.get(sha, {}).get("sent", 0))
 
-    def record(self, sha: str, path: Path, sent: int, finished: bool = False) -> None:
-        self.data[sha] = {"path": str(path), "sent": sent, "finished": finished}
+    def last_ts_recv(self, sha: str) -> dict[tuple[str, dt.date], int]:
+        by_session = self.data.get(sha, {}).get("last_ts_recv", {})
+        return {(contract, dt.date.fromisoformat(session)): int(ts)
+                for session, contracts in by_session.items() for contract, ts in contracts.items()}
+
+    def record(self, sha: str, path: Path, sent: int, finished: bool = False,
+               last_ts_recv: dict[tuple[str, dt.date], int] | None = None) -> None:
+        by_session: dict[str, dict[str, int]] = {}
+        for (contract, session), ts in sorted((last_ts_recv or {}).items()):
+            by_session.setdefault(session.isoformat(), {})[contract] = ts
+        self.data[sha] = {"path": str(path), "sent": sent, "finished": finished, "last_ts_recv": by_session}
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
@@ -137,11 +154,12 @@ def replay(
     producer = BusProducer(settings, topic)
     progress = Progress(progress_file)
     reporter = _Reporter(report)
-    started, resumed = time.perf_counter(), {}
+    started, resumed, last_ts_recv = time.perf_counter(), {}, {}
     clock = _Pacer(pace)
     for path in files:
         sha = landing.sha256_of(path)
         done = progress.sent(sha)
+        file_last = progress.last_ts_recv(sha)
         if done:
             resumed[str(path)] = done
         source = landing.lake_relative(path, project_root or Path.cwd())
@@ -157,11 +175,29 @@ def replay(
                 clock.send(producer, pairs, table.column("ts_recv").to_numpy())
                 producer.flush()
                 reporter.add(len(pairs), path.name)
-                progress.record(sha, path, first + n)
+                _merge_last(file_last, _last_ts_recv(table))
+                progress.record(sha, path, first + n, last_ts_recv=file_last)
             first += n
-        progress.record(sha, path, first, finished=True)
+        progress.record(sha, path, first, finished=True, last_ts_recv=file_last)
+        _merge_last(last_ts_recv, file_last)
     reporter.add(0, "replay", force=True)
-    return ReplayResult(len(files), reporter.sent, resumed, time.perf_counter() - started)
+    return ReplayResult(len(files), reporter.sent, resumed, time.perf_counter() - started, last_ts_recv)
+
+
+def _last_ts_recv(table) -> dict[tuple[str, dt.date], int]:
+    """The last ``ts_recv`` of ``bronze.mbo`` rows per (contract_id, session_date)."""
+    if table.num_rows == 0:
+        return {}
+    last = table.select(["contract_id", "session_date", "ts_recv"]).group_by(["contract_id", "session_date"]) \
+        .aggregate([("ts_recv", "max")])
+    return {(c, d): int(ts) for c, d, ts in zip(last.column("contract_id").to_pylist(),
+                                                last.column("session_date").to_pylist(),
+                                                last.column("ts_recv_max").to_pylist())}
+
+
+def _merge_last(into: dict, more: dict) -> None:
+    for key, ts in more.items():
+        into[key] = max(into.get(key, ts), ts)
 
 
 def _in_window(table, tz: str, window: tuple[int | None, int | None]):

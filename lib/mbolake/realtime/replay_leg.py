@@ -6,7 +6,9 @@ job, then the parity check against the batch tables and the lag figures.
 last one), replays the session's DBN file at max speed up to ``until`` (exchange time: past
 the first episodes' look-forward, so vectors and scores come out of the stream), waits until
 every job has caught up with the feed, stops the jobs (and the server and broker it started),
-and records the batch/stream parity in the run (``summaries/stream_parity.json``).
+and records the batch/stream parity in the run (``summaries/stream_parity.json``): every batch
+row due by the feed's cut-off (its last ``ts_recv`` sent per contract-session), so a tail the
+stream lost is a difference, not "not produced yet".
 """
 from __future__ import annotations
 
@@ -45,7 +47,15 @@ class ReplayLeg:
                               "replay s": round(self.replay_seconds, 1),
                               "catch-up s": round(self.catch_up_seconds, 1),
                               "setup vectors": _rows(self.parity, "gold.setup_vectors"), "scores": len(self.scores),
-                              "parity": "equal" if len(self.parity) and self.parity["equal"].all() else "DIFFERENT"}])
+                              "parity": _parity_status(self.parity)}])
+
+
+def _parity_status(frame: pd.DataFrame) -> str:
+    if not len(frame):
+        return "not checked"
+    if frame["equal"].all():
+        return "equal"
+    return ", ".join(f"{r['stage']} {r['status']}" for r in frame.to_dict("records") if not r["equal"])
 
 
 def _rows(frame: pd.DataFrame, stage: str) -> int:
@@ -178,7 +188,7 @@ def run_replay_leg(profile: Profile, *, session_date=None, until: str = "10:45",
         finally:
             for job in LEG_JOBS:
                 jobs.stop(profile, job)
-    leg.parity = parity.stream_parity(profile, [session])
+    leg.parity = parity.stream_parity(profile, [session], sent=result.last_ts_recv)
     parity.record(leg.parity)
     leg.lag = overview.feed_lag(profile, since_ns=leg_start_ns)
     leg.batches = {job: overview.job_batches(profile, job) for job in LEG_JOBS}
