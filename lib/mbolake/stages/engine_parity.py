@@ -8,8 +8,11 @@ temporary folder, the six stages run there on the other engine, and every output
 rows of that session are compared with the lake's: same row count, same values in every
 column but ``data_version`` (the lineage names table versions, which differ between two
 lakes). Floats are compared exactly, NaN equal to NaN: both engines call the same kernels
-on the same rows in the same order, so any difference is a bug, not rounding. The lake is
-only read; the scratch lake is deleted afterwards. ``record()`` writes
+on the same rows in the same order, so any difference is a bug, not rounding. Each table's
+``status`` is ``equal`` (rows on both sides, all equal), ``different`` or ``empty`` (no rows
+of the session on either side: nothing was compared, which is no pass); ``EngineParity.equal``
+holds only when every table is ``equal``, and notebook 39 fails when one is ``different``.
+The lake is only read; the scratch lake is deleted afterwards. ``record()`` writes
 ``summaries/engine_parity.json`` (one entry per table) for the validation report.
 """
 from __future__ import annotations
@@ -71,6 +74,20 @@ class TableParity:
     rows: int  # the lake's rows of the session
     other_rows: int  # the other engine's
     notes: str = ""
+    status: str = field(init=False)  # equal | different | empty (table_status)
+
+    def __post_init__(self) -> None:  # ``equal`` in: the rows compared equal; out: and there were rows
+        self.status = table_status(self.equal, self.rows, self.other_rows)
+        self.equal = self.status == "equal"
+        if self.status == "empty" and not self.notes:
+            self.notes = "no rows of the session on either side: nothing compared"
+
+
+def table_status(rows_equal: bool, rows: int, other_rows: int) -> str:
+    """``empty`` when neither side has a row, else ``equal`` or ``different``."""
+    if rows == 0 and other_rows == 0:
+        return "empty"
+    return "equal" if rows_equal else "different"
 
 
 @dataclass
@@ -84,7 +101,31 @@ class EngineParity:
 
     @property
     def equal(self) -> bool:
-        return bool(self.tables) and all(t.equal for t in self.tables)
+        """Every table compared rows and found them equal (an empty table is not a pass)."""
+        return bool(self.tables) and all(t.status == "equal" for t in self.tables)
+
+    @property
+    def different(self) -> list[TableParity]:
+        return [t for t in self.tables if t.status == "different"]
+
+    @property
+    def empty(self) -> list[TableParity]:
+        return [t for t in self.tables if t.status == "empty"]
+
+    @property
+    def status(self) -> str:
+        """``different`` if a table differs, else ``equal`` if every table is equal, else ``empty``."""
+        if self.different:
+            return "different"
+        return "equal" if self.equal else "empty"
+
+    def assert_no_difference(self) -> EngineParity:
+        """Raise naming every table that differs (what fails notebook 39, and so the run); empty tables do not."""
+        if self.different:
+            raise AssertionError(f"engine parity, session {self.session_date}: {self.lake_engine} (the lake) and "
+                                 f"{self.other_engine} differ in "
+                                 + "; ".join(f"{t.table}: {t.notes}" for t in self.different))
+        return self
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(t) for t in self.tables], columns=[f for f in TableParity.__dataclass_fields__])
@@ -93,11 +134,12 @@ class EngineParity:
         """What ``summaries/engine_parity.json`` holds: one ``details`` entry per table."""
         unequal = [t for t in self.tables if not t.equal]
         notes = [f"session {self.session_date}: {self.lake_engine} (the lake) against {self.other_engine} (scratch), "
-                 f"{len(self.tables) - len(unequal)}/{len(self.tables)} tables equal"]
-        notes += [f"{t.table}: {t.notes}" for t in unequal]
-        return {"equal": self.equal, "session_date": self.session_date.isoformat(), "engines": [self.lake_engine,
-                self.other_engine], "rows_in": self.bronze_rows, "rows_out": sum(t.rows for t in self.tables),
-                "seconds": round(self.seconds, 3), "notes": notes, "details": [asdict(t) for t in self.tables]}
+                 f"{len(self.tables) - len(unequal)}/{len(self.tables)} tables equal"
+                 + (f", {len(self.empty)} empty" if self.empty else "")]
+        notes += [f"{t.table} ({t.status}): {t.notes}" for t in unequal]
+        return {"equal": self.equal, "status": self.status, "session_date": self.session_date.isoformat(),
+                "engines": [self.lake_engine, self.other_engine], "rows_in": self.bronze_rows,
+                "rows_out": sum(t.rows for t in self.tables), "seconds": round(self.seconds, 3), "notes": notes, "details": [asdict(t) for t in self.tables]}
 
     def record(self) -> EngineParity:
         """Write ``summaries/engine_parity.json`` of the current run (a no-op outside ``mbolake run``)."""
@@ -105,7 +147,7 @@ class EngineParity:
         return self
 
     def _repr_html_(self) -> str:
-        verdict = "equal" if self.equal else "NOT EQUAL"
+        verdict = {"equal": "equal", "different": "NOT EQUAL", "empty": "EMPTY (nothing compared)"}[self.status]
         return (f"<b>engine parity</b>, session {self.session_date}: {self.lake_engine} vs {self.other_engine}: "
                 f"<b>{verdict}</b> ({self.bronze_rows:,} Bronze rows, {self.seconds:.1f} s)"
                 + self.frame().to_html(index=False))
