@@ -25,13 +25,16 @@ BOOK_ALARMS = ("crossed_groups", "unknown_cancels", "unknown_modifies", "unknown
 # Shown, never red: a book rebuilt per contract skips the packets of the channel's other
 # instruments, so its sequence jumps by more than one all the time (OrderBook.quality).
 BOOK_INFO = ("seq_jumps",)
-GREEN, RED, GREY = "#1a7f37", "#cf222e", "#6e7781"
+# A parity table passes only as "equal"; "empty" (nothing compared) is no pass and no difference.
+PARITY_PASS, PARITY_EMPTY = "equal", "empty"
+GREEN, RED, GREY, AMBER = "#1a7f37", "#cf222e", "#6e7781", "#9a6700"
+COLOURS = {"ok": GREEN, "failed": RED, "missing": GREY, "empty": AMBER}
 
 
 @dataclass
 class Check:
     name: str
-    status: str  # ok | failed | missing
+    status: str  # ok | failed | missing (not recorded) | empty (recorded, nothing compared)
     detail: str
 
 
@@ -80,10 +83,48 @@ def book_quality(profile: Profile) -> pd.DataFrame | None:
     return quality[columns].sort_values(["session_date", "contract_id"]).reset_index(drop=True)
 
 
+def incomplete_books(quality: pd.DataFrame) -> list[str]:
+    """One line per contract and session whose book never saw a clear (R) or a snapshot record
+    (``book_complete`` false): it starts from nothing, as a file that starts mid-session does,
+    so every order resting before its first record is missing from it."""
+    rows = quality[quality["book_complete"].ne(True)]
+    return [f"{r.contract_id} {r.session_date}: book incomplete, no clear (R) or snapshot record in its "
+            f"{r.records:,} records (the data starts mid-session)" for r in rows.itertuples(index=False)]
+
+
+def book_check(quality: pd.DataFrame | None) -> Check:
+    """Red when an alarm counter is non-zero or a book is incomplete, naming which."""
+    if quality is None:
+        return Check("book quality", "missing", "no silver.book_quality")
+    alarms = [f"{c} {int(quality[c].sum()):,}" for c in BOOK_ALARMS if quality[c].sum()]
+    problems = alarms + incomplete_books(quality)
+    return Check("book quality", "failed" if problems else "ok",
+                 "; ".join(problems) or f"{len(quality)} contract-session(s) clean")
+
+
+def style_book_quality(quality: pd.DataFrame) -> "pd.io.formats.style.Styler":
+    """Non-zero alarm counters and incomplete books in red."""
+    red = f"color:{RED};font-weight:bold"
+    return (quality.style.map(lambda x: red if x else "", subset=list(BOOK_ALARMS))
+            .map(lambda complete: "" if complete is not None and bool(complete) else red, subset=["book_complete"]))
+
+
+def parity_status(entry: dict, equal: bool) -> str:
+    """An entry's ``status`` (equal | different | missing | empty); a summary written before
+    there was one (no ``status``) is ``equal`` or ``different`` by its ``equal``."""
+    return str(entry.get("status") or ("equal" if equal else "different"))
+
+
+def parity_row(check: str, entry: dict, equal: bool, rows, notes: str) -> dict:
+    status = parity_status(entry, equal)
+    return {"check": check, "status": status, "equal": status == PARITY_PASS, "rows": rows, "notes": notes}
+
+
 def parity_results(profile: Profile, run_id: str) -> pd.DataFrame | None:
     """Engine-parity (and batch/stream-parity) summaries the run recorded (``summaries/*parity*.json``):
     one row per compared table when the summary lists them (``details``, as
-    ``stages.engine_parity`` writes), else one row for the summary."""
+    ``stages.engine_parity`` writes), else one row for the summary. ``equal`` is true only
+    for ``status`` equal."""
     found = [s for name, s in run_record.stage_summaries(Path(profile.runs_root) / run_id).items() if "parity" in name.lower()]
     if not found:
         return None
@@ -91,12 +132,26 @@ def parity_results(profile: Profile, run_id: str) -> pd.DataFrame | None:
     for s in found:
         entries = [d for d in s.get("details") or [] if isinstance(d, dict) and "equal" in d]
         if entries:
-            rows += [{"check": f"{s['stage']}: {d.get('table', d.get('stage', '?'))}", "equal": bool(d["equal"]),
-                      "rows": d.get("rows"), "notes": d.get("notes", "")} for d in entries]
+            rows += [parity_row(f"{s['stage']}: {d.get('table', d.get('stage', '?'))}", d, bool(d["equal"]),
+                                d.get("rows"), d.get("notes", "")) for d in entries]
         else:
-            rows.append({"check": s["stage"], "equal": bool(s.get("equal", s.get("rows_out", 0) == s.get("rows_in"))),
-                         "rows": s.get("rows_out"), "notes": "; ".join(s.get("notes", []))})
-    return pd.DataFrame(rows, columns=["check", "equal", "rows", "notes"])
+            equal = bool(s.get("equal", s.get("rows_out", 0) == s.get("rows_in")))
+            rows.append(parity_row(s["stage"], s, equal, s.get("rows_out"), "; ".join(s.get("notes", []))))
+    return pd.DataFrame(rows, columns=["check", "status", "equal", "rows", "notes"])
+
+
+def parity_check(parity: pd.DataFrame | None) -> Check:
+    """Green only when every table is equal; red when one differs or is missing; amber
+    (``empty``) when the rest are equal but some compared no rows."""
+    if parity is None:
+        return Check("engine parity", "missing", "not recorded in this run")
+    words = {"different": "differs"}
+    not_passed = parity[parity["status"] != PARITY_PASS]
+    detail = f"{int(parity['equal'].sum())}/{len(parity)} equal" + "".join(
+        f"; {r.check} {words.get(r.status, r.status)}: {r.notes}" for r in not_passed.itertuples(index=False))
+    if (not_passed["status"] != PARITY_EMPTY).any():
+        return Check("engine parity", "failed", detail)
+    return Check("engine parity", "empty" if len(not_passed) else "ok", detail)
 
 
 def latest_snapshot(profile: Profile, model_id: str) -> tuple[Path, dict] | None:
@@ -163,18 +218,8 @@ def checks(profile: Profile, run_id: str, model_id: str) -> list[Check]:
                          f"skipped, {len(quarantined)} quarantined"
                          + (": " + "; ".join(f"{p} ({r})" for p, r in zip(quarantined["path"], quarantined["reason"]))
                             if len(quarantined) else "")))
-    quality = book_quality(profile)
-    if quality is None:
-        out.append(Check("book quality", "missing", "no silver.book_quality"))
-    else:
-        alarms = {c: int(quality[c].sum()) for c in BOOK_ALARMS if quality[c].sum()}
-        out.append(Check("book quality", "failed" if alarms else "ok",
-                         ", ".join(f"{c} {n:,}" for c, n in alarms.items()) or f"{len(quality)} contract-session(s) clean"))
-    parity = parity_results(profile, run_id)
-    out.append(Check("engine parity", "missing" if parity is None else ("ok" if parity["equal"].all() else "failed"),
-                     "not recorded in this run" if parity is None else f"{int(parity['equal'].sum())}/{len(parity)} equal"
-                     + "".join(f"; {c} differs: {n}" for c, n in zip(parity.loc[~parity["equal"], "check"],
-                                                                     parity.loc[~parity["equal"], "notes"]))))
+    out.append(book_check(book_quality(profile)))
+    out.append(parity_check(parity_results(profile, run_id)))
     out.append(lineage_check(profile, model_id))
     return out
 
@@ -198,16 +243,16 @@ def lineage_check(profile: Profile, model_id: str) -> Check:
 
 
 def summary_html(found: list[Check]) -> str:
-    """The red / green banner at the top of the report."""
-    colour = {"ok": GREEN, "failed": RED, "missing": GREY}
-    overall = "failed" if any(c.status == "failed" for c in found) else "ok"
+    """The red / green banner at the top of the report: green only when no check failed or
+    compared nothing (``empty``); a check not recorded (``missing``) stays grey."""
+    overall = "failed" if any(c.status in ("failed", "empty") for c in found) else "ok"
     items = "".join(
-        f'<tr><td style="background:{colour[c.status]};color:white;padding:2px 8px" class="check-{c.status}">'
+        f'<tr><td style="background:{COLOURS[c.status]};color:white;padding:2px 8px" class="check-{c.status}">'
         f'{c.status.upper()}</td><td style="text-align:left"><b>{html.escape(c.name)}</b></td>'
         f'<td style="text-align:left">{html.escape(c.detail)}</td></tr>'
         for c in found)
-    return (f'<div class="validation-summary" data-status="{overall}" style="border-left:8px solid {colour[overall]};'
-            f'padding:8px"><h3 style="color:{colour[overall]}">{"ALL CHECKS PASSED" if overall == "ok" else "PROBLEMS FOUND"}'
+    return (f'<div class="validation-summary" data-status="{overall}" style="border-left:8px solid {COLOURS[overall]};'
+            f'padding:8px"><h3 style="color:{COLOURS[overall]}">{"ALL CHECKS PASSED" if overall == "ok" else "PROBLEMS FOUND"}'
             f"</h3><table>{items}</table></div>")
 
 
