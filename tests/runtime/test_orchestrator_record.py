@@ -124,9 +124,11 @@ def test_a_notebook_line_carries_its_stages_counts_and_wraps_once_for_several():
     assert first.split() == ["ok", "20_silver/22_silver_levels_bars", "9.0", "s"]
     assert second.startswith(" " * 9) and second.count(" -> ") == 3 and second.count(" | ") == 2
     parity = run_record.stage_digest({"stage": "engine_parity", "equal": False, "rows_in": 297_791, "rows_out": 507_231,
-                                      "details": [{"table": "silver.orderbook_state", "equal": True},
-                                                  {"table": "silver.bar_5s", "equal": False}]})
-    assert run_record.digest_text(parity) == "engine_parity: 1/2 tables equal, NOT EQUAL: silver.bar_5s"
+                                      "details": [{"table": "silver.orderbook_state", "equal": True, "status": "equal"},
+                                                  {"table": "silver.bar_5s", "equal": False, "status": "different"},
+                                                  {"table": "gold.labels", "equal": False, "status": "empty"}]})
+    assert run_record.digest_text(parity) == ("engine_parity: 1/3 tables equal, "
+                                              "NOT EQUAL: silver.bar_5s, gold.labels (empty)")
 
 
 @pytest.mark.notebooks

@@ -100,14 +100,22 @@ def stage_digest(summary: dict) -> dict:
         compared = [row for row in summary.get("details") or [] if isinstance(row, dict) and "equal" in row]
         if compared:
             digest["tables"] = len(compared)
-            digest["unequal"] = [str(row.get("table", "?")) for row in compared if not row["equal"]]
-    files = [row for row in summary.get("details") or [] if isinstance(row, dict) and "status" in row]
+            digest["unequal"] = [_unequal_name(row) for row in compared if not row["equal"]]
+    # Bronze's details: one row per file with its status (a parity row has "equal" and a status too)
+    files = [row for row in summary.get("details") or [] if isinstance(row, dict) and "status" in row
+             and "equal" not in row]
     if files:
         statuses = [row["status"] for row in files]
         digest["files"] = {"ingested": statuses.count("ingested"), "quarantined": statuses.count("quarantined"),
                            "skipped": sum(s.startswith("skipped") for s in statuses)}
         digest["rejected_records"] = int(sum(row.get("rejected_records") or 0 for row in files))
     return digest
+
+
+def _unequal_name(row: dict) -> str:
+    """A table that is not equal, with its status when it says more than "different" (missing, empty)."""
+    name, status = str(row.get("table", "?")), row.get("status")
+    return f"{name} ({status})" if status and status != "different" else name
 
 
 def compact_count(n: int) -> str:
