@@ -2,7 +2,9 @@
 a file replayed twice lands once; a malformed message is quarantined while the query goes on."""
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,6 +15,7 @@ from mbolake.io import delta_tables
 from mbolake.io.landing import day_folder
 from mbolake.realtime import feed, jobs, rt_bronze
 from mbolake.realtime.bus import BusError, BusSettings
+from mbolake.realtime.replay_leg import end_offsets
 from mbolake.runtime.config import load_profile
 from mbolake.runtime.context import Context
 from mbolake.schemas import BRONZE_MBO, BRONZE_MBO_STREAM, QUARANTINE_STREAM
@@ -28,8 +31,8 @@ def stream_table(profile, table=BRONZE_MBO_STREAM) -> pa.Table:
     return DeltaTable(profile.table_path(table.name)).to_pyarrow_table()
 
 
-def drain(spark, profile, settings, topic):
-    config = jobs.rt_bronze_config(profile, topic, max_offsets=12_000)
+def drain(spark, profile, settings, topic, starting_offsets: str = "earliest"):
+    config = replace(jobs.rt_bronze_config(profile, topic, max_offsets=12_000), starting_offsets=starting_offsets)
     query = rt_bronze.start(spark, settings, config, available_now=True)
     query.awaitTermination()
     assert query.exception() is None
@@ -80,6 +83,18 @@ def test_stream_bronze_equals_file_bronze_and_lands_every_event_once(spark, proj
                                                          "not a JSON envelope"]
     assert {r["kafka_topic"] for r in quarantined} == {topic}
 
+    # the checkpoint deleted and recreated at its path, the feed going on: the new query's batch ids
+    # start from 0 again, and its quarantine append is not taken for the old query's
+    shutil.rmtree(jobs.rt_bronze_config(profile).checkpoint)
+    resume = json.dumps({topic: end_offsets(settings, topic)})
+    producer.produce(topic, b"not json at all", key=b"GLBX.MDP3:ESZ5")
+    producer.flush(10)
+    drain(spark, profile, settings, topic, starting_offsets=resume)
+    quarantined = stream_table(profile, QUARANTINE_STREAM).to_pylist()
+    assert [(r["value"], r["stream_batch_id"]) for r in quarantined if r["value"] == "not json at all"] == [
+        ("not json at all", 0)]
+    assert stream_table(profile).num_rows == expected.num_rows
+
 
 def test_bad_topic_unreachable_broker_and_unwritable_checkpoint_fail_early(spark, project, broker, tmp_path):
     profile = load_profile("local")
@@ -92,8 +107,6 @@ def test_bad_topic_unreachable_broker_and_unwritable_checkpoint_fail_early(spark
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
-    from dataclasses import replace
-
     bad = replace(jobs.rt_bronze_config(profile), checkpoint=str(locked / "ckpt"))
     import os
 

@@ -1,11 +1,14 @@
-"""rt bronze as a background job (``mbolake stream start|stop|status``), killed with SIGKILL at
-random points and restarted from its checkpoint: every event of the topic lands exactly once."""
+"""rt bronze as a background job (``mbolake stream start|stop|status``), killed at its fault point
+``rt_bronze.after_merge`` (a micro-batch MERGEd, not committed) and with SIGKILL at random points,
+restarted from its checkpoint each time: every event of the topic lands exactly once, with the
+values of ``bronze.mbo`` from the same file."""
 from __future__ import annotations
 
 import os
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
@@ -17,22 +20,38 @@ from mbolake.runtime.config import load_profile
 from mbolake.schemas import BRONZE_MBO_STREAM
 
 from .conftest import last_batch, wait_for
+from .test_rt_bronze import file_bronze, normalized
+from .test_rt_silver_faults import run_until_killed
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 JOB = "rt_bronze"
 
 
-def landed(profile):
+def landed(profile, columns=("event_key", "record_index")):
     path = profile.table_path(BRONZE_MBO_STREAM.name)
     if not DeltaTable.is_deltatable(path):
         return None
-    return DeltaTable(path).to_pyarrow_table(columns=["event_key", "record_index"])
+    return DeltaTable(path).to_pyarrow_table(columns=list(columns))
 
 
-def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(project, broker, topic, tiny_session):
+def first_batch_rows(profile) -> set[tuple]:
+    """``(event_key, stream_time)`` of the rows micro-batch 0 inserted (a re-run inserting again would change them)."""
+    rows = landed(profile, ("event_key", "stream_time", "ingest_batch_id")).to_pylist()
+    return {(r["event_key"], r["stream_time"]) for r in rows if r["ingest_batch_id"] == "rt_bronze:0"}
+
+
+def test_killed_after_a_merge_and_at_random_points_then_restart_lands_every_event_once(project, broker, topic,
+                                                                                       tiny_session):
     profile = load_profile("local")
     _, records = read_mbo(tiny_session)
     feed.replay(tiny_session, BusSettings(broker["bootstrap"]), topic=topic, speed="max", report=None)
+    # micro-batch 0 MERGEd, the process gone before Spark commits it: the window is hit when the
+    # table holds batch 0's rows and the checkpoint no commit
+    run_until_killed(profile, JOB, "rt_bronze.after_merge", bootstrap=broker["bootstrap"], topic=topic, max_offsets=700)
+    commits = Path(jobs.rt_bronze_config(profile).checkpoint) / "commits"
+    assert not list(commits.glob("[0-9]*"))
+    merged_in_0 = first_batch_rows(profile)
+    assert 0 < len(merged_in_0) < len(records)
     rng = random.Random(15)
     log = jobs.stream_dir(profile) / "rt_bronze.log"
     landed_after_kill = []
@@ -66,3 +85,5 @@ def test_sigkill_at_random_points_then_restart_loses_and_duplicates_nothing(proj
     assert table.num_rows == len(records)
     assert len(set(table.column("event_key").to_pylist())) == len(records)
     assert sorted(table.column("record_index").to_pylist()) == list(range(len(records)))
+    assert first_batch_rows(profile) == merged_in_0  # batch 0's re-run inserted nothing again
+    assert normalized(landed(profile, BRONZE_MBO_STREAM.schema.names)).equals(normalized(file_bronze(profile, tiny_session)))

@@ -8,6 +8,7 @@ layers. Both speak the same Delta protocol; the tables are ordinary Delta tables
 """
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..runtime.config import Profile
 from ..schemas import TABLES, Table, check_schema
 
 APP_TRANSACTION_VERSION = 1  # one commit per application id: the id names the content
+log = logging.getLogger(__name__)
 
 
 class AlreadyCommitted(Exception):
@@ -222,12 +224,17 @@ def append_once(uri: str, table: Table, rows: pa.Table, app_id: str, version: in
     """Append ``rows`` with the application transaction ``(app_id, version)``, unless that
     transaction (or a later one of ``app_id``) is already in the table: a micro-batch re-run
     after a crash appends nothing twice. The check and the commit use one snapshot, so a
-    concurrent writer of the same transaction fails the commit. Returns whether it appended."""
+    concurrent writer of the same transaction fails the commit. Returns whether it appended; a
+    skip is logged (one warning line: the table, the application id, ``version`` and the
+    version the table holds), never silent, since an ``app_id`` reused by a different writer
+    (a deleted and recreated checkpoint with the same name) would drop rows here."""
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
     snapshot = DeltaTable(uri, storage_options=storage_options())
     done = snapshot.transaction_version(app_id)
     if done is not None and done >= version:
+        log.warning("%s: %d rows not appended: application %s at version %d, the table already holds version %d",
+                    table.name, rows.num_rows, app_id, version, done)
         return False
     write_deltalake(snapshot, rows.cast(table.schema), mode="append", partition_by=list(table.partition_by) or None,
                     commit_properties=CommitProperties(app_transactions=[Transaction(app_id, version)]),

@@ -2,21 +2,26 @@
 
 Every micro-batch (``foreachBatch``): parse the envelope against its schema; a message that is
 not an envelope, lacks a field, has a field of the wrong type or an unknown action/side goes to
-``bronze.quarantine_stream`` with its reason (an idempotent append: Delta's txnAppId/txnVersion
-skip a micro-batch already written); the others are MERGEd into ``bronze.mbo_stream`` on
+``bronze.quarantine_stream`` with its reason (an idempotent append: Delta's txnAppId/txnVersion,
+``rt_bronze:<query id>`` at the batch id, skip a micro-batch already written; the query's id, not
+the checkpoint's path, so a checkpoint deleted and recreated at the same path, whose batch ids
+start from 0 again, is not taken for one already written); the others are MERGEd into ``bronze.mbo_stream`` on
 ``event_key`` (insert when not there), so a replayed file, a retried message or a micro-batch
 re-run after a crash lands once. Kafka offsets live in the checkpoint under
-``lake/checkpoints/rt_bronze``; a query killed at any point restarts from it.
+``lake/checkpoints/rt_bronze``; a query killed at any point restarts from it (fault point
+``rt_bronze.after_merge``: the micro-batch MERGEd, not yet committed).
 """
 from __future__ import annotations
 
 import json
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.constants import ACTIONS, SIDES
+from ..runtime.faults import reach
 from ..schemas import BRONZE_MBO, BRONZE_MBO_STREAM, QUARANTINE_STREAM, Table
 from .bus import BusError, BusSettings, check_bus
 
@@ -67,6 +72,26 @@ def lake_table_path(lake_root: str, table: Table) -> str:
     """``<lake_root>/<layer>/<name>`` of a table (``silver.bar_5s_stream`` -> ``lake/silver/bar_5s_stream``)."""
     layer, name = table.name.split(".", 1)
     return f"{lake_root}/{layer}/{name}"
+
+
+class QueryId:
+    """The id of the query a ``foreachBatch`` sink belongs to: ``known(query)`` when ``start``
+    returns; a micro-batch that runs before that waits for it in ``get``. (Spark keeps the id in
+    ``<checkpoint>/metadata`` across restarts; a new checkpoint, even at the same path, gets a new one.)"""
+
+    def __init__(self) -> None:
+        self._id: str | None = None
+        self._event = threading.Event()
+
+    def known(self, query):
+        self._id = str(query.id)
+        self._event.set()
+        return query
+
+    def get(self, timeout: float = 300.0) -> str:
+        if not self._event.wait(timeout):
+            raise RuntimeError(f"the streaming query's id was not known within {timeout:.0f} s of its first micro-batch")
+        return self._id
 
 
 def check_checkpoint(path: str) -> None:
@@ -132,7 +157,8 @@ def invalid_reason(F):
     return reason
 
 
-def process_batch(spark, config: RtBronzeConfig, batch, batch_id: int, status_path: str | None = None) -> dict:
+def process_batch(spark, config: RtBronzeConfig, batch, batch_id: int, status_path: str | None = None, *,
+                  query_id: str) -> dict:
     """One micro-batch: quarantine the malformed messages, MERGE the rest on event_key."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
@@ -162,7 +188,7 @@ def process_batch(spark, config: RtBronzeConfig, batch, batch_id: int, status_pa
     n_bad = sum(r["count"] for r in counts if not r["ok"])
     parse_seconds = time.perf_counter() - started
     if n_bad:
-        (bad.write.format("delta").mode("append").option("txnAppId", f"{QUERY}:{config.checkpoint}")
+        (bad.write.format("delta").mode("append").option("txnAppId", f"{QUERY}:{query_id}")
          .option("txnVersion", batch_id).save(config.table_path(QUARANTINE_STREAM)))
     merge_started = time.perf_counter()
     if n_good:
@@ -172,6 +198,7 @@ def process_batch(spark, config: RtBronzeConfig, batch, batch_id: int, status_pa
                      f"t.session_date = s.session_date AND t.session_date IN ({days}) AND t.event_key = s.event_key")
         target = DeltaTable.forPath(spark, config.table_path(BRONZE_MBO_STREAM))
         target.alias("t").merge(good.alias("s"), condition).whenNotMatchedInsertAll().execute()
+    reach("rt_bronze.after_merge")  # written, not committed: a re-run of this micro-batch inserts nothing
     parsed.unpersist()
     status = {"query": QUERY, "batch_id": batch_id, "messages": n_good + n_bad, "valid": n_good, "quarantined": n_bad,
               "parse_seconds": round(parse_seconds, 3), "merge_seconds": round(time.perf_counter() - merge_started, 3),
@@ -181,8 +208,8 @@ def process_batch(spark, config: RtBronzeConfig, batch, batch_id: int, status_pa
     return status
 
 
-def _batch(spark, config, batch, batch_id, status_path, on_batch) -> None:
-    status = process_batch(spark, config, batch, batch_id, status_path)
+def _batch(spark, config, batch, batch_id, status_path, on_batch, query_id: QueryId) -> None:
+    status = process_batch(spark, config, batch, batch_id, status_path, query_id=query_id.get())
     if on_batch:
         on_batch(status)
 
@@ -209,12 +236,14 @@ def start(spark, settings: BusSettings, config: RtBronzeConfig, *, available_now
     check_bus(settings, (config.topic,))
     check_checkpoint(config.checkpoint)
     ensure_tables(spark, config)
+    query_id = QueryId()
     writer = (source(spark, settings, config).writeStream.queryName(QUERY)
               .option("checkpointLocation", config.checkpoint)
-              .foreachBatch(lambda batch, batch_id: _batch(spark, config, batch, batch_id, status_path, on_batch)))
+              .foreachBatch(lambda batch, batch_id: _batch(spark, config, batch, batch_id, status_path, on_batch,
+                                                           query_id)))
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
     with query_conf(spark, STREAM_SQL_CONF):
-        return writer.start()
+        return query_id.known(writer.start())
 
 
 def bronze_columns() -> list[str]:
@@ -222,5 +251,5 @@ def bronze_columns() -> list[str]:
     return [f.name for f in BRONZE_MBO.schema]
 
 
-__all__ = ["BusError", "RtBronzeConfig", "QUERY", "start", "process_batch", "ensure_tables", "check_checkpoint",
+__all__ = ["BusError", "RtBronzeConfig", "QUERY", "QueryId", "start", "process_batch", "ensure_tables", "check_checkpoint",
            "bronze_columns"]

@@ -17,11 +17,22 @@ micro-batch sink (``foreachBatch``) brings them to the driver (``toArrow``) and 
   columns plus ``stream_batch_id`` / ``stream_time``) and ``gold.feature_series_stream``,
 
 each an idempotent Delta append by delta-rs with the application transaction
-``(rt_silver:<checkpoint>, batch id)`` (a micro-batch re-run after a crash skips the tables it
+``(rt_silver:<query id>, batch id)`` (a micro-batch re-run after a crash skips the tables it
 already wrote; a Spark write costs a second or more of jobs per table, delta-rs tens of
 milliseconds), then publishes the setup vectors and the feature
 series to ``features_gold`` (JSON, keyed by episode id / contract; at least once: a re-run
 micro-batch may publish again, readers keep the last message per key).
+
+The application id holds the query's id (``StreamingQuery.id``: Spark writes it into
+``<checkpoint>/metadata`` at a checkpoint's first start and keeps it across restarts), not the
+checkpoint's path: a checkpoint deleted and recreated at the same path is a new query with
+batch ids from 0 again, and under a path-based id its first batches would be taken for ones
+already written and dropped. The id is unique to the checkpoint, so the path adds nothing. A
+skipped table is logged (``delta_tables.append_once``) and counted in the micro-batch's status
+(``skipped``: table -> rows not appended again). The tables are appended in a fixed order
+(``TWINS``, then the feature series), with the fault points ``rt_silver.between_appends``
+(before each append after the first) and ``rt_silver.after_appends`` (all appended, before the
+sink returns and Spark commits the micro-batch) of ``runtime.faults``.
 
 The front month of a session is the roll calendar's (``core.products.front_month_symbol``), as
 in batch: the stream knows it at the session's first record. Records are put in feed order
@@ -36,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.products import get_product
+from ..runtime.faults import reach
 from ..schemas import (
     BAR_5S,
     BAR_5S_STREAM,
@@ -46,6 +58,7 @@ from ..schemas import (
     ORDERBOOK_STATE_STREAM,
     SETUP_VECTORS,
     SETUP_VECTORS_STREAM,
+    STREAM_TABLES,
     Table,
 )
 from ..stages.base import SilverFilterFirst4Hours
@@ -57,6 +70,7 @@ from .rt_bronze import (
     ENVELOPE_DDL,
     READ_TASKS,
     STREAM_SQL_CONF,
+    QueryId,
     check_checkpoint,
     create_tables,
     invalid_reason,
@@ -182,12 +196,16 @@ def messages(rows, key: str, kind: str) -> list[tuple[bytes, bytes]]:
             for row in rows.to_pylist()]
 
 
-def process_batch(config: RtSilverConfig, batch, batch_id: int, publisher=None) -> dict:
-    """One micro-batch's outputs: the stateful step's IPC blobs brought to the driver, every table
-    appended once (delta-rs with the application transaction ``rt_silver:<checkpoint>`` at
-    ``batch_id``: a re-run micro-batch appends nothing twice), then vectors and series published."""
-    from ..io.delta_tables import append_once
+def app_id(query_id: str) -> str:
+    """The Delta application id of the query ``query_id``'s appends (the batch id is its version)."""
+    return f"{QUERY}:{query_id}"
 
+
+def process_batch(config: RtSilverConfig, batch, batch_id: int, publisher=None, *, query_id: str) -> dict:
+    """One micro-batch's outputs: the stateful step's IPC blobs brought to the driver, every table
+    appended once (delta-rs with the application transaction ``rt_silver:<query id>`` at
+    ``batch_id``: a re-run micro-batch appends nothing twice; a table found already written is
+    counted in ``skipped``), then vectors and series published."""
     started = time.perf_counter()
     outputs = batch.toArrow()  # runs the micro-batch: Kafka read, parse, the stateful step
     state_seconds = time.perf_counter() - started
@@ -196,26 +214,37 @@ def process_batch(config: RtSilverConfig, batch, batch_id: int, publisher=None) 
     for name, blob in zip(outputs.column("table").to_pylist(), outputs.column("rows").to_pylist()):
         if name is not None:
             blobs.setdefault(name, []).append(blob)
-    app_id = f"{QUERY}:{config.checkpoint}"
-    written = {}
-    for name, parts in blobs.items():
-        target = TWINS[name]
-        written[target.name] = decode_rows(parts, target, batch_id, stream_time)
-        append_once(config.table_path(target), target, written[target.name], app_id, batch_id)
-    series = None
+    written = {target.name: decode_rows(blobs[name], target, batch_id, stream_time)
+               for name, target in TWINS.items() if name in blobs}
     if BAR_5S_STREAM.name in written:
-        series = feature_series(written[BAR_5S_STREAM.name])
-        append_once(config.table_path(FEATURE_SERIES_STREAM), FEATURE_SERIES_STREAM, series, app_id, batch_id)
+        written[FEATURE_SERIES_STREAM.name] = feature_series(written[BAR_5S_STREAM.name])
+    skipped = append_all(config, written, app_id(query_id), batch_id)
+    reach("rt_silver.after_appends")
     write_seconds = time.perf_counter() - started - state_seconds
     if publisher is not None:
         if SETUP_VECTORS_STREAM.name in written:
             publisher.send(messages(written[SETUP_VECTORS_STREAM.name], "episode_id", "setup_vector"))
-        if series is not None:
-            publisher.send(messages(series, "contract_id", "feature_series"))
+        if FEATURE_SERIES_STREAM.name in written:
+            publisher.send(messages(written[FEATURE_SERIES_STREAM.name], "contract_id", "feature_series"))
     return {"query": QUERY, "batch_id": batch_id, "records": sum(outputs.column("records").to_pylist()),
-            "rows": {name: rows.num_rows for name, rows in written.items()},
+            "rows": {name: rows.num_rows for name, rows in written.items()}, "skipped": skipped,
             "state_seconds": round(state_seconds, 3), "write_seconds": round(write_seconds, 3),
             "seconds": round(time.perf_counter() - started, 3), "time": time.time()}
+
+
+def append_all(config: RtSilverConfig, written: dict, app: str, batch_id: int) -> dict[str, int]:
+    """Append each table's rows once, in ``written``'s order; returns the tables found already
+    written at ``batch_id`` (a re-run micro-batch) with their rows, which were not appended again."""
+    from ..io.delta_tables import append_once
+
+    skipped = {}
+    for i, (name, rows) in enumerate(written.items()):
+        if i:
+            reach("rt_silver.between_appends")
+        target = STREAM_TABLES[name]
+        if not append_once(config.table_path(target), target, rows, app, batch_id):
+            skipped[name] = rows.num_rows
+    return skipped
 
 
 def source(spark, settings: BusSettings, config: RtSilverConfig):
@@ -244,9 +273,10 @@ def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now
                                        GroupStateTimeout.NoTimeout))
 
     publisher = QueryPublisher(settings, config.publish_topic) if config.publish_topic else None
+    query_id = QueryId()
 
     def sink(batch, batch_id):
-        status = process_batch(config, batch, batch_id, publisher)
+        status = process_batch(config, batch, batch_id, publisher, query_id=query_id.get())
         if status_path:
             Path(status_path).write_text(json.dumps(status))
         if on_batch:
@@ -258,7 +288,7 @@ def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now
         processingTime=f"{config.trigger_seconds} seconds")
     conf = STREAM_SQL_CONF | STATE_CONF | {"spark.sql.shuffle.partitions": str(config.state_partitions)}
     with query_conf(spark, conf):
-        return writer.start() if publisher is None else close_when_done(spark, writer, publisher)
+        return query_id.known(writer.start() if publisher is None else close_when_done(spark, writer, publisher))
 
 
-__all__ = ["QUERY", "RtSilverConfig", "TWINS", "start", "process_batch", "ensure_tables", "update_contract"]
+__all__ = ["QUERY", "RtSilverConfig", "TWINS", "start", "process_batch", "ensure_tables", "update_contract", "app_id"]

@@ -1,7 +1,17 @@
 """Named fault points for crash and race tests of real processes.
 
 A stage calls ``reach("bronze.after_data_commit")`` at the moments where a crash or a
-concurrent writer matters. Nothing happens unless the environment asks for it:
+concurrent writer matters. The points:
+
+- ``bronze.before_data_commit``, ``bronze.after_data_commit``, ``bronze.after_quarantine_commit``
+  (``stages.bronze``: one file's commits);
+- ``stage.between_outputs`` (``engines.local``: one output table of a stage written, the next not);
+- ``rt_bronze.after_merge`` (a micro-batch MERGEd into ``bronze.mbo_stream``, not committed by Spark);
+- ``rt_silver.between_appends`` (before each of a micro-batch's stream table appends but the
+  first: one table appended, the next not; a kill ends at the first) and
+  ``rt_silver.after_appends`` (all appended, the micro-batch not committed by Spark).
+
+Nothing happens unless the environment asks for it:
 
 - ``MBOLAKE_KILL_AT=<point>``: the process ends at once there (``os._exit``, no cleanup,
   no ``finally``), as a SIGKILL or a power cut would end it.
