@@ -166,8 +166,11 @@ def test_every_vector_scored_once_also_across_an_endpoint_outage(spark, broker, 
     # a micro-batch re-run after a crash (already committed) is read back, not scored nor written again
     last = max(b["batch_id"] for b in scored)
     empty = spark.createDataFrame([], schema=spark.read.format("delta").load(config.table_path(SETUP_VECTORS_STREAM)).schema)
-    again = rt_inference.process_batch(spark, config, empty, last, resolve, publisher=None)
+    again = rt_inference.process_batch(spark, config, empty, last, resolve, publisher=None, query_id=str(query.id))
     assert again["rerun"] and again["scores"] == 3 and len(scores_table(config)) == 7
+    # ... but the same batch id of another query (a checkpoint deleted and recreated at the same path) is new work
+    fresh = rt_inference.process_batch(spark, config, empty, last, resolve, publisher=None, query_id="a-new-query")
+    assert not fresh["rerun"] and fresh["scores"] == 0 and len(scores_table(config)) == 7
 
 
 @pytest.mark.kafka

@@ -13,9 +13,11 @@ endpoint refuses (HTTP 4xx: the input does not fit the model) fails at once.
 
 Every score carries the served ``model_name`` / ``model_version`` and the vector's
 ``feature_hash``. The scores are appended (delta-rs) with a Delta application transaction
-(txnAppId = query + checkpoint, txnVersion = batch id): a micro-batch re-run after a crash is not
-written twice; its scores, read back from the table, are published again rather than scored
-again. Then they are published as JSON to ``inference_scores`` (key
+(txnAppId = ``rt_inference:<query id>``, txnVersion = batch id): a micro-batch re-run after a
+crash is not written twice; its scores, read back from the table, are published again rather
+than scored again (and logged as a re-run). The query's id, not the checkpoint's path: a
+checkpoint deleted and recreated at the same path is a new query whose batch ids start from 0
+again, and must score its vectors rather than take them for a re-run. Then they are published as JSON to ``inference_scores`` (key
 ``episode_id``; at least once: a consumer keeps the last message per episode and model version).
 
 The setup vectors stream must only ever be appended to (an append or an insert-only MERGE):
@@ -41,7 +43,7 @@ from ..ml.snapshot import feature_matrix
 from ..schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS_STREAM, Table
 from .bus import BusSettings, check_bus
 from .producer import QueryPublisher, close_when_done
-from .rt_bronze import check_checkpoint, lake_table_path
+from .rt_bronze import QueryId, check_checkpoint, lake_table_path
 
 QUERY = "rt_inference"
 log = logging.getLogger(__name__)
@@ -286,8 +288,9 @@ def ensure_tables(spark, config: RtInferenceConfig) -> None:
         builder.execute()
 
 
-def app_id(config: RtInferenceConfig) -> str:
-    return f"{QUERY}:{config.checkpoint}"
+def app_id(query_id: str) -> str:
+    """The Delta application id of the query ``query_id``'s score appends (the batch id is its version)."""
+    return f"{QUERY}:{query_id}"
 
 
 def _scores_snapshot(config: RtInferenceConfig):
@@ -298,12 +301,12 @@ def _scores_snapshot(config: RtInferenceConfig):
     return DeltaTable(config.table_path(INFERENCE_SCORES_STREAM), storage_options=storage_options())
 
 
-def _committed(snapshot, config: RtInferenceConfig, batch_id: int) -> bool:
-    version = snapshot.transaction_version(app_id(config))
+def _committed(snapshot, app: str, batch_id: int) -> bool:
+    version = snapshot.transaction_version(app)
     return version is not None and version >= batch_id
 
 
-def write_scores(snapshot, config: RtInferenceConfig, scores: pd.DataFrame, batch_id: int) -> None:
+def write_scores(snapshot, config: RtInferenceConfig, scores: pd.DataFrame, batch_id: int, app: str) -> None:
     """Append with the application transaction (query, batch id), committed against ``snapshot`` (the one whose
     transaction id was checked: a concurrent commit of the same batch fails). delta-rs, not Spark: a few rows
     commit in tens of milliseconds instead of a second or more of Spark jobs."""
@@ -314,7 +317,7 @@ def write_scores(snapshot, config: RtInferenceConfig, scores: pd.DataFrame, batc
 
     table = pa.Table.from_pandas(scores[SCORE_COLUMNS], schema=INFERENCE_SCORES_STREAM.schema, preserve_index=False)
     write_deltalake(snapshot, table, mode="append", partition_by=list(INFERENCE_SCORES_STREAM.partition_by),
-                    commit_properties=CommitProperties(app_transactions=[Transaction(app_id(config), batch_id)]),
+                    commit_properties=CommitProperties(app_transactions=[Transaction(app, batch_id)]),
                     storage_options=storage_options())
 
 
@@ -349,13 +352,17 @@ def _plain(value):
 
 
 def process_batch(spark, config: RtInferenceConfig, batch, batch_id: int, resolve: Resolver,
-                  publisher: Publisher | None, status_path: str | None = None) -> dict:
-    """One micro-batch: score (or, when this batch id already committed, read back), write, publish."""
+                  publisher: Publisher | None, status_path: str | None = None, *, query_id: str) -> dict:
+    """One micro-batch of the query ``query_id``: score (or, when this batch id already committed,
+    read back), write, publish."""
     started = time.perf_counter()
     snapshot = _scores_snapshot(config)
-    rerun = _committed(snapshot, config, batch_id)
+    app = app_id(query_id)
+    rerun = _committed(snapshot, app, batch_id)
     if rerun:  # written before a crash: publish what was written, score nothing again
         scores = snapshot.to_pandas(filters=[("stream_batch_id", "=", batch_id)])
+        log.warning("rt_inference: micro-batch %d of %s was already written (%d scores): read back, not scored again",
+                    batch_id, app, len(scores))
         n_vectors, first_vector_ns = len(scores), None
     else:
         vectors = batch.toPandas()
@@ -369,7 +376,7 @@ def process_batch(spark, config: RtInferenceConfig, batch, batch_id: int, resolv
     score_seconds = time.perf_counter() - started - read_seconds
     write_started = time.perf_counter()
     if len(scores) and not rerun:
-        write_scores(snapshot, config, scores, batch_id)
+        write_scores(snapshot, config, scores, batch_id, app)
     write_seconds, committed_ns = time.perf_counter() - write_started, time.time_ns()
     publish_started = time.perf_counter()
     if publisher is not None and len(scores):
@@ -405,16 +412,17 @@ def start(spark, settings: BusSettings | None, config: RtInferenceConfig, resolv
     check_checkpoint(config.checkpoint)
     ensure_tables(spark, config)
     publisher = Publisher(settings, config.topic) if settings is not None else None
+    query_id = QueryId()
 
     def run(batch, batch_id):
-        status = process_batch(spark, config, batch, batch_id, resolve, publisher, status_path)
+        status = process_batch(spark, config, batch, batch_id, resolve, publisher, status_path, query_id=query_id.get())
         if on_batch:
             on_batch(status)
 
     writer = (source(spark, config).writeStream.queryName(QUERY).option("checkpointLocation", config.checkpoint)
               .foreachBatch(run))
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=f"{config.trigger_seconds} seconds")
-    return writer.start() if publisher is None else close_when_done(spark, writer, publisher)
+    return query_id.known(writer.start() if publisher is None else close_when_done(spark, writer, publisher))
 
 
 __all__ = ["QUERY", "RtInferenceConfig", "Endpoint", "EndpointDown", "start", "process_batch", "score_batch",
