@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import run_record
+from . import kernels, run_record
 from .config import Profile, ProfileError, load_profile
 from .spark import jvm_output_to
 
@@ -66,8 +68,48 @@ class NotebookRun:
     extra: dict = field(default_factory=dict)
 
 
+class RunIdInUse(ValueError):
+    """An explicit ``--run-id`` whose folder exists (or is one of the runs folder's own)."""
+
+
+# Folders of runs/ that are not runs: the stream jobs', the feeds' and the served models' state.
+RESERVED_RUN_IDS = frozenset({"streams", "feeds", "serve", "index.html"})
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def new_run_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    """``20261208T031500Z-3fa9c2``: the UTC second (runs list in start order) and 24 random bits, so
+    runs started in the same second (jobs of a scheduler, or two users) get folders of their own."""
+    return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def claim_run_dir(runs_root: str | Path, run_id: str | None) -> tuple[str, Path]:
+    """Create ``runs/<run_id>/`` for this run alone (``mkdir`` fails when the folder exists, also when
+    another process made it a moment ago). Without ``run_id`` a new one is drawn until one is free; an
+    explicit one that is taken, reserved or not a plain folder name raises ``RunIdInUse``."""
+    runs_root = Path(runs_root)
+    runs_root.mkdir(parents=True, exist_ok=True)
+    if run_id is not None:
+        if not _RUN_ID.fullmatch(run_id):
+            raise RunIdInUse(f"run id {run_id!r} is not a folder name: use letters, digits, '.', '_' and '-' "
+                             f"(at most 100, starting with a letter or digit)")
+        if run_id in RESERVED_RUN_IDS:
+            raise RunIdInUse(f"run id {run_id!r} is reserved ({runs_root / run_id} holds "
+                             f"{'the runs index' if run_id == 'index.html' else 'real-time state'}); choose another")
+        try:
+            (runs_root / run_id).mkdir()
+        except FileExistsError:
+            raise RunIdInUse(f"run id {run_id!r} is already in use ({runs_root / run_id} exists); choose another "
+                             f"--run-id or leave it out for a new one") from None
+        return run_id, runs_root / run_id
+    for _ in range(100):
+        run_id = new_run_id()
+        try:
+            (runs_root / run_id).mkdir()
+            return run_id, runs_root / run_id
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"no free run id under {runs_root} after 100 draws")
 
 
 def resolve_notebooks(names: list[str] | tuple[str, ...], notebooks_root: Path) -> list[Path]:
@@ -129,30 +171,28 @@ def environment(**values: str):
                 os.environ[k] = v
 
 
-def local_kernel_manager():
-    """Kernels on local IPC sockets (in Jupyter's runtime folder) rather than TCP ports: nothing
-    else on the machine can reach them, and ipykernel has no unencrypted-TCP warning to print."""
-    from jupyter_client.manager import AsyncKernelManager
-
-    class LocalKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.transport = "ipc"
-
-    return LocalKernelManager
+local_kernel_manager = kernels.private_kernel_manager  # the reports render through it too
 
 
-def execute_one(notebook: Path, output: Path, log_path: Path, params: dict, console, progress: bool) -> None:
+def execute_one(notebook: Path, output: Path, log_path: Path, params: dict, console, progress: bool,
+                start_timeout: int = kernels.DEFAULT_START_TIMEOUT_S, profile: Profile | None = None) -> None:
     """papermill with this process's and the kernel's output in ``log_path``; the progress bar
-    (cells done) on ``console``."""
+    (cells done) on ``console``. A kernel that does not reply within ``start_timeout`` seconds
+    raises ``KernelStartTimeout`` naming the setting."""
     import papermill
 
     bar = {"file": console, "leave": False, "desc": notebook_label(notebook), "dynamic_ncols": True} if progress else False
     with environment(MBOLAKE_SPARK_LOG=str(log_path), PYDEVD_DISABLE_FILE_VALIDATION="1"), jvm_output_to(log_path):
-        papermill.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=KERNEL_NAME,
-                                   cwd=str(notebook.parent), progress_bar=bar, log_output=True,
-                                   stdout_file=sys.stdout, stderr_file=sys.stderr,
-                                   kernel_manager_class=local_kernel_manager())
+        try:
+            papermill.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=KERNEL_NAME,
+                                       cwd=str(notebook.parent), progress_bar=bar, log_output=True,
+                                       stdout_file=sys.stdout, stderr_file=sys.stderr, start_timeout=start_timeout,
+                                       kernel_manager_class=local_kernel_manager())
+        except RuntimeError as exc:
+            timeout = kernels.start_timeout_failure(exc, KERNEL_NAME, start_timeout, profile or load_profile())
+            if timeout is None:
+                raise
+            raise timeout from exc
 
 
 def run_notebooks(
@@ -163,26 +203,33 @@ def run_notebooks(
     log=print,
     progress: bool = False,
 ) -> list[NotebookRun]:
-    """Execute the notebooks in order into ``runs/<run_id>/``; ``run.json`` records each one.
+    """Execute the notebooks in order into ``runs/<run_id>/`` (a new folder: an explicit ``run_id``
+    already in use raises ``RunIdInUse`` before any work); ``run.json`` records each one.
 
     Raises ``NotebookFailed`` at the first failure. Parameters a notebook does not declare are
     ignored by it (papermill's behaviour); ``main_run`` refuses names that no notebook declares."""
     profile = profile or load_profile()
-    run_id = run_id or new_run_id()
     notebooks = resolve_notebooks(names, profile.root / "notebooks")
-    params = {"profile": profile.name, **(parameters or {})}
-    out_dir = Path(profile.runs_root) / run_id
+    timeout = kernels.start_timeout(profile)
+    run_id, out_dir = claim_run_dir(profile.runs_root, run_id)
+    return _run_in(out_dir, notebooks, {"profile": profile.name, **(parameters or {})}, profile, timeout, log, progress)
+
+
+def _run_in(out_dir: Path, notebooks: list[Path], params: dict, profile: Profile, start_timeout: int, log,
+            progress: bool) -> list[NotebookRun]:
+    """The notebooks in order in the run folder ``out_dir`` (claimed by the caller)."""
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    record = {"run_id": run_id, "status": "running", "started_at": run_record.now_iso(), "finished_at": None,
+    record = {"run_id": out_dir.name, "status": "running", "started_at": run_record.now_iso(), "finished_at": None,
               "profile": profile.name, "parameters": params, "planned": [notebook_label(n) for n in notebooks],
               "notebooks": [], "failed": None}
     run_record.write_json(out_dir / "run.json", record)
     console = os.fdopen(os.dup(2), "w", buffering=1)
     done = []
+    kernel_options = {"start_timeout": start_timeout, "profile": profile}
     try:
         with environment(**{run_record.RUN_DIR_ENV: str(out_dir)}):
             for notebook in notebooks:
-                done.append(_run_one(notebook, out_dir, params, record, console, progress, log))
+                done.append(_run_one(notebook, out_dir, params, record, console, progress, log, kernel_options))
     finally:
         record["finished_at"] = run_record.now_iso()
         if record["status"] == "running":
@@ -192,14 +239,15 @@ def run_notebooks(
     return done
 
 
-def _run_one(notebook: Path, out_dir: Path, params: dict, record: dict, console, progress: bool, log) -> NotebookRun:
+def _run_one(notebook: Path, out_dir: Path, params: dict, record: dict, console, progress: bool, log,
+             kernel_options: dict) -> NotebookRun:
     output = out_dir / f"{notebook.parent.name}__{notebook.name}"
     log_path = out_dir / "logs" / f"{notebook.parent.name}__{notebook.stem}.log"
     t0 = time.perf_counter()
     entry = {"notebook": notebook_label(notebook), "output": output.name, "log": f"logs/{log_path.name}"}
     before = run_record.summaries_state(out_dir)
     try:
-        execute_one(notebook, output, log_path, params, console, progress)
+        execute_one(notebook, output, log_path, params, console, progress, **kernel_options)
     except Exception as exc:
         where = failure_location(exc)
         with open(log_path, "a") as log_file:
@@ -254,18 +302,19 @@ def main_run(names, parameters, run_id, profile_name, after=None) -> int:
     once notebooks have run (``mbolake`` renders the reports there)."""
     try:
         profile = load_profile(profile_name)
-        run_id = run_id or new_run_id()
         notebooks = resolve_notebooks(names, profile.root / "notebooks")
         check_parameters({"profile": profile.name, **parameters}, notebooks)
-    except (ProfileError, FileNotFoundError, UnknownParameter) as exc:
+        timeout = kernels.start_timeout(profile)
+        run_id, out_dir = claim_run_dir(profile.runs_root, run_id)
+    except (ProfileError, FileNotFoundError, UnknownParameter, RunIdInUse) as exc:
         print(f"mbolake: {exc}", file=sys.stderr)
         return 2
-    out_dir = Path(profile.runs_root) / run_id
     console_line(f"run {run_id}: {len(notebooks)} notebook(s) -> {out_dir}/ (logs in {out_dir}/logs/)")
     t0 = time.perf_counter()
     failed = None
     try:
-        runs = run_notebooks(names, parameters, run_id, profile, log=console_line, progress=sys.stderr.isatty())
+        runs = _run_in(out_dir, notebooks, {"profile": profile.name, **parameters}, profile, timeout,
+                       log=console_line, progress=sys.stderr.isatty())
     except NotebookFailed as exc:
         failed, runs = exc, []
     if after is not None:
