@@ -14,13 +14,11 @@ from typing import Any
 
 import yaml
 
-DEFAULT_PROFILE = "local"
+from .dotenv import load_dotenv
+from .project import DEFAULT_PROFILE, ProfileError, project_root  # callers keep importing them from here
+
 SNAPSHOTS_FOLDER = "datasets"  # under the ML artifacts root: {model_id}/{run_date}/
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class ProfileError(ValueError):
-    pass
 
 
 def model_snapshots_dir(ml_artifacts_root: str | Path, model_id: str) -> Path:
@@ -35,17 +33,6 @@ def snapshot_dir(ml_artifacts_root: str | Path, model_id: str, run_date) -> Path
     from ..core.calendar import as_date
 
     return model_snapshots_dir(ml_artifacts_root, model_id) / as_date(run_date).isoformat()
-
-
-def project_root() -> Path:
-    home = os.environ.get("MBOLAKE_HOME")
-    if home:
-        return Path(home).resolve()
-    here = Path(__file__).resolve()
-    for parent in [Path.cwd(), *Path.cwd().parents, *here.parents]:
-        if (parent / "conf" / f"{DEFAULT_PROFILE}.yaml").exists():
-            return parent
-    raise ProfileError("cannot find the project root (a folder with conf/local.yaml); set MBOLAKE_HOME")
 
 
 def _expand(value: Any, profile: str) -> Any:
@@ -144,7 +131,5 @@ def load_profile(name: str | None = None) -> Profile:
         known = sorted(p.stem for p in (root / "conf").glob("*.yaml"))
         raise ProfileError(f"unknown profile {name!r}: no {path} (known: {', '.join(known)})")
     settings = yaml.safe_load(path.read_text()) or {}
-    from .dotenv import load_dotenv  # ${VAR} placeholders may be filled from .env
-
-    load_dotenv()
+    load_dotenv()  # ${VAR} placeholders may be filled from .env
     return Profile(name=name, root=root, settings=_expand(settings, name))

@@ -11,6 +11,8 @@ import os
 import re
 from pathlib import Path
 
+from .project import ProfileError, project_root
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -49,8 +51,6 @@ def _value(raw: str, where: str) -> str:
 
 def candidates() -> list[Path]:
     """``$MBOLAKE_HOME/.env``, then the ``.env`` of the project root found from here."""
-    from .config import ProfileError, project_root
-
     found = []
     if os.environ.get("MBOLAKE_HOME"):
         found.append(Path(os.environ["MBOLAKE_HOME"]) / ".env")
