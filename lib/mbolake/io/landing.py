@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,14 @@ def _day_folders(raw_root, underlier, instrument_type, start_date, end_date) -> 
     return found
 
 
+def _entries(raw_root, underlier, instrument_type, start_date, end_date, keep: Callable[[Path], bool]) -> list[Path]:
+    """The entries of the day folders in [start, end] that ``keep`` accepts, sorted per folder."""
+    found = []
+    for folder in _day_folders(raw_root, underlier, instrument_type, start_date, end_date):
+        found += sorted(p for p in folder.iterdir() if keep(p))
+    return found
+
+
 def discover(
     raw_root: str | Path,
     underlier: str,
@@ -55,10 +64,7 @@ def discover(
     """Entries with a DBN name of an underlier (and instrument type) whose day folder lies in
     [start, end]. Entries that are not readable files (a dangling link, a folder) are
     listed too: the stage quarantines them rather than pass over them in silence."""
-    found = []
-    for folder in _day_folders(raw_root, underlier, instrument_type, start_date, end_date):
-        found += sorted(p for p in folder.iterdir() if is_dbn_name(p))
-    return found
+    return _entries(raw_root, underlier, instrument_type, start_date, end_date, is_dbn_name)
 
 
 def near_misses(
@@ -69,10 +75,7 @@ def near_misses(
     end_date: dt.date | None = None,
 ) -> list[Path]:
     """Entries of the same folders whose names miss the naming rule narrowly (see ``looks_like_dbn``)."""
-    found = []
-    for folder in _day_folders(raw_root, underlier, instrument_type, start_date, end_date):
-        found += sorted(p for p in folder.iterdir() if looks_like_dbn(p))
-    return found
+    return _entries(raw_root, underlier, instrument_type, start_date, end_date, looks_like_dbn)
 
 
 @dataclass(frozen=True)

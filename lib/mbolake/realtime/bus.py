@@ -10,13 +10,14 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..runtime.processes import alive, stop_process
 
 KAFKA_VERSION = "4.1.1"
 SLF4J_VERSION = "2.0.17"
@@ -244,25 +245,12 @@ def _read_state(state: Path) -> dict | None:
     return json.loads(info.read_text()) if info.exists() else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of this process counts as gone
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 def status(state: str | Path) -> dict:
     """``{"running": bool, "pid", "port", ...}`` of the broker whose state folder is ``state``."""
     info = _read_state(Path(state))
     if not info:
         return {"running": False, "state": str(state)}
-    return info | {"running": _alive(info["pid"]), "state": str(state)}
+    return info | {"running": alive(info["pid"]), "state": str(state)}
 
 
 def start(state: str | Path, port: int = 9092, controller_port: int | None = None, sasl: SaslSslListener | None = None,
@@ -333,20 +321,5 @@ def stop(state: str | Path, timeout: float = 30.0) -> bool:
     info = status(state)
     if not info["running"]:
         return False
-    pid = info["pid"]
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.time() + timeout
-    while _alive(pid) and time.time() < deadline:
-        _reap(pid)
-        time.sleep(0.2)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    _reap(pid)
+    stop_process(info["pid"], timeout)
     return True
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..runtime.config import Profile, load_profile
+from ..runtime.processes import alive, stop_process
 from .bus import BusSettings, settings_from
 
 JOBS = ("rt_bronze", "rt_silver", "rt_inference")
@@ -31,17 +32,6 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown stream job {name!r}; known: {', '.join(JOBS)}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
 def status(profile: Profile, name: str | None = None) -> list[dict]:
     rows = []
     for job in [name] if name else JOBS:
@@ -50,7 +40,7 @@ def status(profile: Profile, name: str | None = None) -> list[dict]:
         pid_file, status_file = folder / f"{job}.pid.json", folder / f"{job}.status.json"
         info = json.loads(pid_file.read_text()) if pid_file.exists() else {}
         last = json.loads(status_file.read_text()) if status_file.exists() else {}
-        rows.append({"job": job, "running": bool(info) and _alive(info["pid"]), "pid": info.get("pid"),
+        rows.append({"job": job, "running": bool(info) and alive(info["pid"]), "pid": info.get("pid"),
                      "log": str(folder / f"{job}.log"), "last_batch": last})
     return rows
 
@@ -86,23 +76,9 @@ def stop(profile: Profile, name: str, timeout: float = 90.0) -> bool:
     [current] = status(profile, name)
     if not current["running"]:
         return False
-    pid = current["pid"]
-    os.kill(pid, signal.SIGTERM)  # the Python driver only: it stops the query, then its JVM exits with it
-    deadline = time.time() + timeout
-    while _alive(pid) and time.time() < deadline:
-        _reap(pid)
-        time.sleep(0.3)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
-    _reap(pid)
+    # the SIGTERM reaches the Python driver only: it stops the query, then its JVM exits with it
+    stop_process(current["pid"], timeout)
     return True
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 # -- the job process ----------------------------------------------------------------------
