@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mbolake-installed
 
-.PHONY: setup demo lint test test-fast bench lab mlflow-ui clean-lake strip-notebooks
+.PHONY: setup demo lint test test-fast bench lab mlflow-ui clean-lake strip-notebooks contract
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ mlflow-ui: $(STAMP)
 
 strip-notebooks: $(STAMP)
 	$(PY) -m mbolake.runtime.notebook_tools strip notebooks
+
+# docs/data-contract.md from the code that declares it (tests/test_data_contract_doc.py keeps it in step)
+contract: $(STAMP)
+	$(PY) -m mbolake.contract_doc docs/data-contract.md
 
 clean-lake:
 	rm -rf lake runs spark-warehouse

@@ -1,7 +1,8 @@
 """The data contract in code: every table's schema, declared once (DATA_CONTRACT.md).
 
 ``check_schema`` is called before every write and fails naming the missing, extra or
-wrongly typed column. ``render_markdown`` prints the contract for the README.
+wrongly typed column. ``render_markdown`` prints the tables of ``docs/data-contract.md``
+(``mbolake.contract_doc``, ``make contract``).
 """
 from __future__ import annotations
 
