@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..runtime.atomic_files import write_json_atomic
 from ..runtime.processes import alive, stop_process
 
 KAFKA_VERSION = "4.1.1"
@@ -279,7 +280,7 @@ def start(state: str | Path, port: int = 9092, controller_port: int | None = Non
                             stdin=subprocess.DEVNULL, start_new_session=True)
     info = {"pid": proc.pid, "port": port, "controller_port": controller_port, "bootstrap": f"127.0.0.1:{port}",
             "sasl_ssl_port": sasl.port if sasl else None, "started": time.time()}
-    (state / "broker.json").write_text(json.dumps(info))
+    write_json_atomic(state / "broker.json", info)
     _wait_ready(proc, state, BusSettings(info["bootstrap"]), timeout)
     ensure_topics(BusSettings(info["bootstrap"]), topics)
     return info | {"running": True, "state": str(state)}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from ..core.calendar import NS_PER_DAY, local_ns
 from ..core.products import get_product
 from ..io import landing
 from ..io.dbn import iter_mbo_chunks, read_header
+from ..runtime.atomic_files import write_json_atomic
 from ..stages.bronze_records import FileContext, to_bronze_table
 from . import envelope
 from .bus import BusSettings
@@ -106,10 +106,7 @@ class Progress:
             by_session.setdefault(session.isoformat(), {})[contract] = ts
         self.data[sha] = {"path": str(path), "sent": sent, "finished": finished, "last_ts_recv": by_session}
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1))
-            os.replace(tmp, self.path)
+            write_json_atomic(self.path, self.data, indent=1)
 
 
 class _Reporter:

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..runtime.atomic_files import write_json_atomic
 from ..runtime.config import Profile, load_profile
 from ..runtime.processes import alive, stop_process
 from .bus import BusSettings, settings_from
@@ -66,7 +67,7 @@ def start(profile: Profile, name: str, *, bootstrap: str | None = None, topic: s
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "MBOLAKE_HOME": str(profile.root), **(env or {})})
     info = {"pid": proc.pid, "started": time.time(), "cmd": cmd}
-    (folder / f"{name}.pid.json").write_text(json.dumps(info))
+    write_json_atomic(folder / f"{name}.pid.json", info)
     return info | {"log": str(folder / f"{name}.log")}
 
 

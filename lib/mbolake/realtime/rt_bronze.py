@@ -13,7 +13,6 @@ re-run after a crash lands once. Kafka offsets live in the checkpoint under
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.constants import ACTIONS, SIDES
+from ..runtime.atomic_files import write_json_atomic
 from ..runtime.faults import reach
 from ..schemas import BRONZE_MBO, BRONZE_MBO_STREAM, QUARANTINE_STREAM, Table
 from .bus import BusError, BusSettings, check_bus
@@ -204,7 +204,7 @@ def process_batch(spark, config: RtBronzeConfig, batch, batch_id: int, status_pa
               "parse_seconds": round(parse_seconds, 3), "merge_seconds": round(time.perf_counter() - merge_started, 3),
               "seconds": round(time.perf_counter() - started, 3), "time": time.time()}
     if status_path:
-        Path(status_path).write_text(json.dumps(status))
+        write_json_atomic(status_path, status)  # `mbolake stream status` may be reading it
     return status
 
 

@@ -40,6 +40,7 @@ import pandas as pd
 from ..ml.inference_client import InferenceClient, InferenceError
 from ..ml.registry import registered_model_name
 from ..ml.snapshot import feature_matrix
+from ..runtime.atomic_files import write_json_atomic
 from ..schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS_STREAM, Table
 from .bus import BusSettings, check_bus
 from .producer import QueryPublisher, close_when_done
@@ -392,8 +393,7 @@ def process_batch(spark, config: RtInferenceConfig, batch, batch_id: int, resolv
               round((committed_ns - int(first_vector_ns)) / 1e9, 3),
               "time": time.time()}
     if status_path:
-        with open(status_path, "w") as f:
-            f.write(json.dumps(status))
+        write_json_atomic(status_path, status)  # `mbolake stream status` may be reading it
     return status
 
 

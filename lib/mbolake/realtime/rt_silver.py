@@ -44,9 +44,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..core.products import get_product
+from ..runtime.atomic_files import write_json_atomic
 from ..runtime.faults import reach
 from ..schemas import (
     BAR_5S,
@@ -278,7 +278,7 @@ def start(spark, settings: BusSettings, config: RtSilverConfig, *, available_now
     def sink(batch, batch_id):
         status = process_batch(config, batch, batch_id, publisher, query_id=query_id.get())
         if status_path:
-            Path(status_path).write_text(json.dumps(status))
+            write_json_atomic(status_path, status)  # `mbolake stream status` may be reading it
         if on_batch:
             on_batch(status)
 

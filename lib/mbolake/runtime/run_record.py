@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .atomic_files import write_json_atomic
+
 RUN_DIR_ENV = "MBOLAKE_RUN_DIR"
 
 
@@ -21,11 +23,7 @@ def now_iso() -> str:
 
 def write_json(path: Path, payload: dict) -> Path:
     """Written whole or not at all (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, payload, indent=2, default=str)
 
 
 def read_json(path: Path) -> dict | None:
