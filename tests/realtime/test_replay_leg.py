@@ -3,7 +3,6 @@ session replayed through the broker, rt bronze, rt silver and rt inference (the 
 the stream tables equal to the batch tables, every vector scored, the overview charts drawn."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
@@ -11,24 +10,17 @@ import pytest
 from mbolake.io import delta_tables
 from mbolake.runtime.config import load_profile
 from mbolake.runtime.orchestrator import run_notebooks
-from mbolake.sample.ml_snapshot import write_synthetic_snapshot
 from mbolake.schemas import INFERENCE_SCORES_STREAM, SETUP_VECTORS_STREAM
 
 from ..notebooks.test_notebooks import outputs_of
-from .test_rt_silver import land_and_build_batch
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.serve, pytest.mark.notebooks, pytest.mark.slow]
 
 
-def test_the_replay_leg_streams_a_session_equal_to_batch_and_scores_it(project, broker):
-    profile = load_profile("local")
-    land_and_build_batch(profile)
-    # a champion of the same feature set (trained on a generated snapshot: the leg only needs one served)
-    write_synthetic_snapshot(profile.ml_artifacts_root, "ES_MODEL", dt.date(2026, 1, 6), n_sessions=8,
-                             episodes_per_session=20)
-    run_notebooks(["40_ml/41_split.ipynb", "40_ml/42_sweep.ipynb"], {"max_evals": 2, "seed": 3}, run_id="ml",
-                  log=lambda _: None)
-
+def test_the_replay_leg_streams_a_session_equal_to_batch_and_scores_it(pipeline_home, broker, monkeypatch):
+    # the batch tables and the champion: conftest.pipeline_home (the tutorial notebook runs on it next)
+    monkeypatch.setenv("MBOLAKE_HOME", str(pipeline_home))
+    project, profile = pipeline_home, load_profile("local")
     runs = run_notebooks(["50_realtime/52_rt_replay_leg.ipynb", "50_realtime/50_realtime_overview.ipynb"],
                          {"bootstrap": broker["bootstrap"], "until": "11:00", "max_offsets": 20_000},
                          run_id="rt", log=lambda _: None)

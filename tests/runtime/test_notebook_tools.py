@@ -61,6 +61,19 @@ def test_strip_reports_a_change_for_metadata_only(tmp_path):
     assert "papermill" not in nbformat.read(path, as_version=4).metadata
 
 
+def test_strip_keeps_the_outputs_of_a_notebook_marked_keep_outputs(tmp_path):
+    nb = executed_notebook()
+    nb.metadata["mbolake"] = {"keep_outputs": True}
+    path = tmp_path / "tutorial.ipynb"
+    nbformat.write(nb, path)
+    assert notebook_tools.strip(path) is True  # its run metadata goes
+    header, params, work = nbformat.read(path, as_version=4).cells
+    assert work.outputs[0].text == "1\n" and (params.execution_count, work.execution_count) == (1, 2)
+    assert "execution" not in params.metadata and "papermill" not in work.metadata
+    assert "papermill" not in nbformat.read(path, as_version=4).metadata
+    assert notebook_tools.strip(path) is False
+
+
 def test_main_strips_a_folder_but_not_checkpoints(tmp_path, capsys):
     (tmp_path / "a").mkdir()
     (tmp_path / ".ipynb_checkpoints").mkdir()
@@ -110,10 +123,16 @@ def _params_call_keys(source: str) -> list[str] | None:
 def test_committed_notebook_conventions(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
+    code = [(i, cell) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    if notebook_tools.keeps_outputs(nb):  # the tutorial: nbval compares its outputs (tests/realtime/test_tutorial.py)
+        assert path.parent.name == "90_tutorial", "only the tutorial is committed with outputs"
+        assert [c.execution_count for _, c in code] == list(range(1, len(code) + 1)), "run top to bottom, once"
+    else:
+        for i, cell in code:
             assert cell.outputs == [], f"cell {i} has outputs"
             assert cell.execution_count is None, f"cell {i} has an execution count"
+    for i, cell in code:
+        assert "execution" not in cell.metadata and "papermill" not in cell.metadata, f"cell {i} has run metadata"
     assert "papermill" not in nb.metadata
 
     tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]

@@ -1,4 +1,8 @@
-"""Notebook housekeeping: strip outputs before commit (``make strip-notebooks``)."""
+"""Notebook housekeeping: strip outputs before commit (``make strip-notebooks``).
+
+The one exception: a notebook whose metadata says ``"mbolake": {"keep_outputs": true}`` (the
+tutorial, ``notebooks/90_tutorial/``, whose committed outputs nbval compares in ``make test``)
+keeps its outputs and execution counts; only its run metadata goes."""
 from __future__ import annotations
 
 import sys
@@ -7,16 +11,24 @@ from pathlib import Path
 import nbformat
 
 
+def keeps_outputs(nb) -> bool:
+    """True for a notebook committed with its outputs (metadata ``mbolake.keep_outputs``)."""
+    return bool(nb.metadata.get("mbolake", {}).get("keep_outputs"))
+
+
 def strip(path: Path) -> bool:
-    """Remove outputs, execution counts and run metadata; True when the file changed."""
+    """Remove outputs, execution counts and run metadata (only the run metadata of a notebook that
+    :func:`keeps_outputs`); True when the file changed."""
     nb = nbformat.read(path, as_version=4)
+    keep = keeps_outputs(nb)
     changed = False
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        if cell.get("outputs") or cell.get("execution_count") is not None:
-            changed = True
-        cell["outputs"], cell["execution_count"] = [], None
+        if not keep:
+            if cell.get("outputs") or cell.get("execution_count") is not None:
+                changed = True
+            cell["outputs"], cell["execution_count"] = [], None
         for key in ("execution", "papermill"):
             if cell.metadata.pop(key, None) is not None:
                 changed = True
