@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,12 @@ def open_page(browser, path, screenshot=None):
         page.screenshot(path=str(screenshot))
     page.close()
     return divs, drawn, errors, requests
+
+
+def machine_paths(page: str, root) -> list[str]:
+    """The forms of the project root found in a page: as given, resolved, as a file URI, and its
+    parent folder (a table cell cuts a long path short: ``/tmp/pytest-of-u/pytest-7/ml_pro...``)."""
+    root = Path(root)
+    forms = {str(root), str(root.resolve()), root.as_uri(), root.resolve().as_uri(), str(root.parent),
+             str(root.resolve().parent)}
+    return sorted(form for form in forms if form in page)

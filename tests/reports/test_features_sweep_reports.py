@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ from mbolake.reports import render
 from mbolake.runtime.config import load_profile
 
 from tests.helpers import make_project
-from tests.reports.conftest import open_page
+from tests.reports.conftest import machine_paths, open_page
 from tests.reports.small_lake import write_run
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -38,7 +39,7 @@ def build_and_render(root, registry, split, sweep, tracking, write_synthetic_sna
     # no matplotlib plots per trial: the report draws its own figures
     registry.register_best(sweep.run_sweep(snapshot / "splits" / "default", max_evals=3, seed=3, plots=False))
     write_run(root, "ml-run")
-    results = render.render_reports(["features", "sweep"], profile, "ml-run", log=lambda _: None)
+    results = render.render_reports(render.REPORTS, profile, "ml-run", log=lambda _: None)
     return {r.name: r for r in results}
 
 
@@ -70,6 +71,21 @@ def test_sweep_report_sections_and_figures(rendered):
     for column in ("validation", "majority class (validation)", "label prior (test)"):
         assert column in text
     assert "log_loss" in text and "macro_f1" in text and "sweep_run_id" in text and "data_version" in text
+
+
+def test_no_report_shows_an_absolute_path_of_the_project_root(rendered):
+    """Reports are published: the features report's snapshot, the sweep report's ``snapshot``
+    tag and the validation report's lineage show paths relative to the project root."""
+    root = load_profile("local").root
+    pages = {name: result.html for name, result in rendered.items()}
+    pages["index"] = Path(load_profile("local").runs_root) / "index.html"
+    assert set(pages) == {*render.REPORTS, "index"} and all(r.status == "ok" for r in rendered.values())
+    assert {name: machine_paths(path.read_text(), root) for name, path in pages.items()} == {n: [] for n in pages}
+    snapshot = "ml/artifacts/datasets/ES_MODEL/2026-01-06"
+    assert f"snapshot {snapshot}: 160 episodes" in text_outputs(pages["features"].read_text())
+    assert re.search(r"<td>snapshot</td>\s*<td>ml/", pages["sweep"].read_text())  # the champion's tag
+    validation = text_outputs(pages["validation"].read_text())
+    assert snapshot in validation and "snapshot ml/artifacts/datasets/" in validation  # lineage: the snapshot, the model
 
 
 @pytest.mark.browser

@@ -11,7 +11,7 @@ from mbolake.reports import render
 from mbolake.runtime import orchestrator, run_record
 from mbolake.runtime.config import load_profile
 
-from tests.reports.conftest import open_page
+from tests.reports.conftest import machine_paths, open_page
 from tests.reports.small_lake import write_run
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -53,6 +53,14 @@ def test_index_lists_the_run_with_its_status_and_report(failed_run_report, small
     index = (small_lake / "runs" / "index.html").read_text()
     assert '<tr class="failed"><td>failed-run</td>' in index
     assert 'href="failed-run/reports/validation.html"' in index
+
+
+def test_the_report_shows_no_path_of_the_machine(failed_run_report, small_lake):
+    """Bronze's files, the quarantine and the failure are shown relative to the project root."""
+    page = failed_run_report.html.read_text()
+    assert machine_paths(page, small_lake) == []
+    assert machine_paths((small_lake / "runs" / "index.html").read_text(), small_lake) == []
+    assert "raw-dbn/ES/" in page  # the quarantined file, relative to the root
 
 
 @pytest.mark.browser

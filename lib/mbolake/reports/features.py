@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..ml.snapshot import Snapshot, load_snapshot_dir, resolve_snapshot_dir
 from ..runtime.config import Profile
+from .paths import display_path
 
 # Confirm-candle (position 0) signature features shown per family.
 FAMILIES = {
@@ -31,6 +32,13 @@ def load(profile: Profile, model_id: str, sessions: list | None = None) -> Snaps
         wanted = {str(s) for s in sessions}
         snapshot.frame = snapshot.frame[snapshot.frame["session_date"].astype(str).isin(wanted)].reset_index(drop=True)
     return snapshot
+
+
+def headline(profile: Profile, snapshot: Snapshot | None) -> str:
+    """Which snapshot (relative to the project root: the report is published) and its episodes."""
+    if snapshot is None:
+        return "no training snapshot: Gold has not exported one"
+    return f"snapshot {display_path(snapshot.path, profile.root)}: {len(snapshot.frame):,} episodes"
 
 
 def frame(snapshot: Snapshot) -> pd.DataFrame:

@@ -6,6 +6,9 @@ executes the notebook with ``-P`` parameters), otherwise Jupyter's own tools (pa
 executes, nbconvert writes the HTML). Either gives one self-contained HTML file: plotly.js
 is inline (the reports display figures with the ``plotly_mimetype+notebook`` renderer), and
 the nbconvert template here drops the CDN scripts (require.js, MathJax, Mermaid, widgets).
+
+Reports are published: the last step of each page (a report, the index) shows every path of
+the project root relative to it (``paths.scrub``), whatever a cell printed.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from ..runtime import run_record
 from ..runtime.config import Profile, ProfileError, load_profile
+from .paths import scrub
 
 REPORTS = ("validation", "features", "sweep")
 KERNEL_NAME = "mbolake"
@@ -152,8 +156,20 @@ def render_report(name: str, profile: Profile, run_id: str, parameters: dict | N
 
         result = RenderedReport(name, out_dir / f"{name}.html", "failed", time.perf_counter() - t0, engine,
                                 failure_location(exc))
+    if result.html.exists():  # a failed report too: its traceback names files
+        without_machine_paths(result.html, profile.root)
     record_report(profile, run_id, result)
     return result
+
+
+def without_machine_paths(page: Path, root: str | Path) -> Path:
+    """The page with the project root's paths relative to it (``paths.scrub``): the snapshot a
+    cell printed, a tag, a ``file://`` artifact URI, a traceback."""
+    text = page.read_text(encoding="utf-8")
+    clean = scrub(text, root)
+    if clean != text:
+        page.write_text(clean, encoding="utf-8")
+    return page
 
 
 def record_report(profile: Profile, run_id: str, result: RenderedReport) -> None:
@@ -173,7 +189,7 @@ def render_reports(names, profile: Profile, run_id: str, parameters: dict | None
         results.append(result)
         where = result.error or str(result.html)
         log(f"  report {result.status:6s} {name:33s} {result.seconds:7.1f} s  {where}")
-    write_index(Path(profile.runs_root))
+    write_index(Path(profile.runs_root), profile.root)
     return results
 
 
@@ -219,8 +235,9 @@ def main_report(name: str, run_id: str, parameters: dict, profile_name: str | No
     return 0 if all(r.status == "ok" for r in results) else 1
 
 
-def write_index(runs_root: Path) -> Path:
-    """``runs/index.html``: every run with its status, notebooks and reports, newest first."""
+def write_index(runs_root: Path, root: str | Path | None = None) -> Path:
+    """``runs/index.html``: every run with its status, notebooks and reports, newest first; with
+    the project ``root``, its paths (in an error) shown relative to it."""
     rows = []
     runs = [d for d in Path(runs_root).iterdir() if d.is_dir() and (d / "run.json").exists()] if Path(
         runs_root).is_dir() else []
@@ -251,6 +268,6 @@ tr.failed .status{{background:#f7c5c5}} a.failed{{color:#b00}}</style></head>
     path = Path(runs_root) / "index.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
+    tmp.write_text(scrub(page, root) if root else page, encoding="utf-8")
     tmp.replace(path)
     return path

@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..runtime.config import Profile
+from .paths import display_path
 
 CLASSES = ("BREAK", "CHOP", "REJECT")
+PATH_TAGS = ("snapshot",)  # tags holding a path of the machine that trained the model
 
 
 def client(profile: Profile):
@@ -98,6 +100,12 @@ def metrics_table(parent_metrics: dict) -> pd.DataFrame:
     columns = ["validation", "majority class (validation)", "label prior (validation)", "test", "majority class (test)",
                "label prior (test)"]
     return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns).rename_axis("metric").reset_index()
+
+
+def tags_table(version, root) -> pd.DataFrame:
+    """The champion's tags, sorted; a path (``snapshot``) relative to the project ``root``."""
+    rows = [(k, display_path(v, root) if k in PATH_TAGS else v) for k, v in sorted(version.tags.items())]
+    return pd.DataFrame(rows, columns=["tag", "value"])
 
 
 def test_predictions(version):

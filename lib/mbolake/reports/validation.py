@@ -3,7 +3,8 @@
 Reads only: the run's record (``runs/<run_id>/run.json``, ``summaries/``), the Delta tables
 through ``io.delta_tables`` (Bronze's manifest and quarantine, Silver's book quality), the
 training snapshot's manifest and the MLflow registry. A table that does not exist yet (a
-failed or partial run) is shown as missing, never raised.
+failed or partial run) is shown as missing, never raised. Paths are shown relative to the
+project root (``paths.display_path``): the report is published.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..io import delta_tables
 from ..runtime import run_record
 from ..runtime.config import Profile
 from ..schemas import BOOK_QUALITY, INGEST_MANIFEST, QUARANTINE
+from .paths import display_path
 
 # Counters that mean the book or the feed is wrong; each is red when non-zero.
 BOOK_ALARMS = ("crossed_groups", "unknown_cancels", "unknown_modifies", "unknown_fills", "negative_size_attempts",
@@ -66,11 +68,19 @@ def bronze_files(profile: Profile) -> pd.DataFrame | None:
                                                     "ingest_batch_id"])
     if manifest is None:
         return None
-    return manifest.assign(sha256=manifest["sha256"].str[:16]).rename(columns={"sha256": "sha256 (first 16)"})
+    return manifest.assign(sha256=manifest["sha256"].str[:16], path=shown(manifest["path"], profile)).rename(
+        columns={"sha256": "sha256 (first 16)"})
 
 
 def quarantine(profile: Profile) -> pd.DataFrame | None:
-    return read_table(profile, QUARANTINE, ["source_file", "reason", "detail", "record_index", "ingest_batch_id"])
+    rejected = read_table(profile, QUARANTINE, ["source_file", "reason", "detail", "record_index", "ingest_batch_id"])
+    return None if rejected is None else rejected.assign(source_file=shown(rejected["source_file"], profile))
+
+
+def shown(paths: pd.Series, profile: Profile) -> pd.Series:
+    """Stored paths as the report shows them (Bronze stores them relative to the project root
+    when they are inside it; a landing folder outside it is stored absolute)."""
+    return paths.map(lambda p: display_path(p, profile.root))
 
 
 def book_quality(profile: Profile) -> pd.DataFrame | None:
@@ -191,13 +201,14 @@ def lineage_chain(profile: Profile, model_id: str) -> pd.DataFrame:
     snapshot = latest_snapshot(profile, model_id)
     if snapshot is not None:
         folder, manifest = snapshot
-        rows.append({"step": "snapshot", "id": str(folder.relative_to(profile.ml_artifacts_root)),
+        rows.append({"step": "snapshot", "id": display_path(folder, profile.root),
                      "detail": f"{manifest['rows']:,} rows; Delta versions {manifest['delta_versions']}; "
                                f"files {manifest['files']}"})
     version = champion(profile, model_id)
     if version is not None:
+        trained_on = display_path(version.tags.get("snapshot", "?"), profile.root)
         rows.append({"step": "model", "id": f"{version.name} v{version.version} (champion)",
-                     "detail": f"snapshot {version.tags.get('snapshot', '?')}; data_version "
+                     "detail": f"snapshot {trained_on}; data_version "
                                f"{version.tags.get('data_version', '?')}; run {version.run_id}"})
     return pd.DataFrame(rows, columns=["step", "id", "detail"])
 
@@ -236,8 +247,10 @@ def lineage_check(profile: Profile, model_id: str) -> Check:
     days = {str(d) for dates in landed.loc[landed["status"] == "ingested", "session_dates"] for d in dates}
     not_landed = sorted(set(manifest.get("sessions", [])) - days)
     trained_on = champion(profile, model_id).tags.get("snapshot", "")
+    same = (Path(profile.root) / trained_on).resolve() == folder.resolve()  # the tag is absolute or root-relative
     problems = ([f"snapshot sessions not landed from raw files: {', '.join(not_landed[:3])}"] if not_landed else []) + (
-        [f"champion trained on {trained_on}, not {folder}"] if Path(trained_on).resolve() != folder.resolve() else [])
+        [] if same else [f"champion trained on {display_path(trained_on, profile.root)}, "
+                         f"not {display_path(folder, profile.root)}"])
     return Check("lineage", "failed" if problems else "ok",
                  "; ".join(problems) or f"raw files -> {folder.name} -> champion")
 
