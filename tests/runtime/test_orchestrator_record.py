@@ -68,16 +68,32 @@ def test_a_failed_run_prints_one_line_per_notebook_and_records_where(project, ca
 
 
 @pytest.mark.spark
-def test_spark_starts_without_console_noise(project, tmp_path):
-    log = tmp_path / "spark.log"
+def test_spark_starts_without_console_noise_and_resolves_its_jars_once(project, tmp_path):
+    """The first start resolves the Delta and Kafka jars with Ivy and lists the files; the next one
+    starts from the list (no resolution). The profile's Ivy folder here is a new one over the real
+    cache (nothing is downloaded)."""
+    real = Path("~/.cache/mbolake/ivy").expanduser()
+    ivy = tmp_path / "ivy"
+    ivy.mkdir()
+    for folder in ("cache", "jars"):
+        (ivy / folder).symlink_to(real / folder)
+    conf = project / "conf" / "local.yaml"
+    conf.write_text(conf.read_text().replace("ivy_cache: ~/.cache/mbolake/ivy", f"ivy_cache: {ivy}"))
     script = "from mbolake.runtime.spark import get_spark; s = get_spark(); print('version', s.version); s.stop()"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "MBOLAKE_SPARK_LOG": str(log)})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("version 4.") and done.stderr == ""
-    text = log.read_text()
-    assert "resolving dependencies" in text  # Ivy's report went to the log ...
-    assert "resolves to a loopback address" not in text and "NativeCodeLoader" not in text  # ... quieter
+    logs = []
+    for start in ("first", "second"):
+        logs.append(tmp_path / f"spark-{start}.log")
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                              env={**__import__("os").environ, "MBOLAKE_SPARK_LOG": str(logs[-1])})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("version 4.") and done.stderr == ""
+    first, second = (log.read_text() for log in logs)
+    assert "resolving dependencies" in first  # Ivy's report went to the log ...
+    assert "resolves to a loopback address" not in first and "NativeCodeLoader" not in first  # ... quieter
+    [listing] = ivy.glob("mbolake-resolved-jars-*.txt")
+    jars = listing.read_text().split()
+    assert any("delta-spark_2.13-4.0.1.jar" in jar for jar in jars) and any("spark-sql-kafka" in jar for jar in jars)
+    assert "resolving dependencies" not in second and "resolution report" not in second
 
 
 @pytest.mark.spark

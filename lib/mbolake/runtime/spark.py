@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 from pathlib import Path
 
+from .atomic_files import write_text_atomic
 from .config import Profile, load_profile
 
 LAYERS = ("bronze", "silver", "gold")
@@ -13,6 +15,7 @@ DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"  # matches the pinned delta-sp
 # Spark's Kafka source for the streaming jobs. The 4.0.1 artifact does not resolve from Maven Central
 # (its spark-token-provider-kafka-0-10 4.0.1 is not served); 4.0.0 does and runs on PySpark 4.0.1.
 KAFKA_PACKAGE = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0"
+PACKAGES = (DELTA_PACKAGE, KAFKA_PACKAGE)
 
 
 def on_databricks() -> bool:
@@ -34,7 +37,6 @@ def get_spark(profile: Profile | None = None, app_name: str = "mbolake", driver_
 
 
 def _local_session(profile: Profile, app_name: str, driver_memory: str | None = None):
-    from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
     conf = profile.spark
@@ -66,10 +68,41 @@ def _local_session(profile: Profile, app_name: str, driver_memory: str | None = 
     # The JVM inherits this process's stdout/stderr: Ivy's resolution report, log4j's console and the
     # shutdown hook's traces would land in the console and in notebook cells. They go to a log file.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    jars = resolved_jars(ivy)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    else:
+        builder = builder.config("spark.jars.packages", ",".join(PACKAGES))
     with jvm_output_to(spark_log_path()):
-        spark = configure_spark_with_delta_pip(builder, extra_packages=[KAFKA_PACKAGE]).getOrCreate()
+        spark = builder.getOrCreate()
+    if not jars:
+        remember_resolved_jars(ivy, spark.sparkContext.getConf().get("spark.jars", ""))
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+def resolved_jars_file(ivy: str) -> Path:
+    """Where the jar files Ivy resolved for ``PACKAGES`` are listed (named for the packages)."""
+    digest = hashlib.sha256(",".join(PACKAGES).encode()).hexdigest()[:12]
+    return Path(ivy) / f"mbolake-resolved-jars-{digest}.txt"
+
+
+def resolved_jars(ivy: str) -> list[str]:
+    """The local jar files of ``PACKAGES`` when an earlier start resolved them and every one is
+    still there, else ``[]``. A JVM given the files starts without Ivy's resolution (about 4 s of
+    every Spark start here: each notebook kernel, stream job and test session starts one)."""
+    listing = resolved_jars_file(ivy)
+    if not listing.is_file():
+        return []
+    jars = listing.read_text().split()
+    return jars if jars and all(Path(jar).is_file() for jar in jars) else []
+
+
+def remember_resolved_jars(ivy: str, spark_jars: str) -> None:
+    """Keep the jar files a start resolved (``spark.jars``: ``file:`` URIs) for the next start."""
+    jars = [uri.removeprefix("file://") for uri in spark_jars.split(",") if uri.startswith("file:")]
+    if len(jars) >= len(PACKAGES) and all(Path(jar).is_file() for jar in jars):
+        write_text_atomic(resolved_jars_file(ivy), "\n".join(jars) + "\n")
 
 
 LOG4J2 = """\
