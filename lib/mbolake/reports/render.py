@@ -106,18 +106,17 @@ def to_html(executed: Path, target: Path) -> Path:
 
 
 def render_nbconvert(source: Path, out_dir: Path, params: dict, log_path: Path) -> Path:
-    import papermill
-
-    from ..runtime.orchestrator import environment, local_kernel_manager
+    from ..runtime import kernels
+    from ..runtime.config import load_profile
+    from ..runtime.orchestrator import environment
     from ..runtime.spark import jvm_output_to
 
     executed = out_dir / f"{source.stem}.ipynb"
     with environment(MBOLAKE_SPARK_LOG=str(log_path)), jvm_output_to(log_path):
         try:
-            papermill.execute_notebook(str(source), str(executed), parameters=params, kernel_name=KERNEL_NAME,
-                                       cwd=str(out_dir), progress_bar=False, log_output=True,
-                                       stdout_file=sys.stdout, stderr_file=sys.stderr,
-                                       kernel_manager_class=local_kernel_manager())
+            kernels.execute_notebook(str(source), str(executed), params, KERNEL_NAME, str(out_dir),
+                                     load_profile(params["profile"]), progress_bar=False, log_output=True,
+                                     stdout_file=sys.stdout, stderr_file=sys.stderr)
         finally:
             if executed.exists():  # a failed cell still leaves a page that shows the traceback
                 to_html(executed, out_dir / f"{source.stem}.html")

@@ -74,3 +74,21 @@ def private_kernel_manager():
         cleanup_resources = _async_cleanup_resources  # what nbclient calls when a start fails
 
     return PrivateIpcKernelManager
+
+
+def execute_notebook(source: str, output: str, parameters: dict, kernel_name: str, cwd: str, profile: Profile,
+                     **papermill_options) -> None:
+    """papermill's ``execute_notebook`` on a kernel with private sockets, waiting the profile's start
+    timeout for it; a kernel that never replies raises ``KernelStartTimeout`` naming the setting."""
+    import papermill
+
+    seconds = start_timeout(profile)
+    try:
+        papermill.execute_notebook(source, output, parameters=parameters, kernel_name=kernel_name, cwd=cwd,
+                                   start_timeout=seconds, kernel_manager_class=private_kernel_manager(),
+                                   **papermill_options)
+    except RuntimeError as exc:
+        timeout = start_timeout_failure(exc, kernel_name, seconds, profile)
+        if timeout is None:
+            raise
+        raise timeout from exc

@@ -171,28 +171,15 @@ def environment(**values: str):
                 os.environ[k] = v
 
 
-local_kernel_manager = kernels.private_kernel_manager  # the reports render through it too
-
-
 def execute_one(notebook: Path, output: Path, log_path: Path, params: dict, console, progress: bool,
-                start_timeout: int = kernels.DEFAULT_START_TIMEOUT_S, profile: Profile | None = None) -> None:
+                profile: Profile) -> None:
     """papermill with this process's and the kernel's output in ``log_path``; the progress bar
-    (cells done) on ``console``. A kernel that does not reply within ``start_timeout`` seconds
+    (cells done) on ``console``. A kernel that does not reply within the profile's start timeout
     raises ``KernelStartTimeout`` naming the setting."""
-    import papermill
-
     bar = {"file": console, "leave": False, "desc": notebook_label(notebook), "dynamic_ncols": True} if progress else False
     with environment(MBOLAKE_SPARK_LOG=str(log_path), PYDEVD_DISABLE_FILE_VALIDATION="1"), jvm_output_to(log_path):
-        try:
-            papermill.execute_notebook(str(notebook), str(output), parameters=params, kernel_name=KERNEL_NAME,
-                                       cwd=str(notebook.parent), progress_bar=bar, log_output=True,
-                                       stdout_file=sys.stdout, stderr_file=sys.stderr, start_timeout=start_timeout,
-                                       kernel_manager_class=local_kernel_manager())
-        except RuntimeError as exc:
-            timeout = kernels.start_timeout_failure(exc, KERNEL_NAME, start_timeout, profile or load_profile())
-            if timeout is None:
-                raise
-            raise timeout from exc
+        kernels.execute_notebook(str(notebook), str(output), params, KERNEL_NAME, str(notebook.parent), profile,
+                                 progress_bar=bar, log_output=True, stdout_file=sys.stdout, stderr_file=sys.stderr)
 
 
 def run_notebooks(
@@ -210,12 +197,12 @@ def run_notebooks(
     ignored by it (papermill's behaviour); ``main_run`` refuses names that no notebook declares."""
     profile = profile or load_profile()
     notebooks = resolve_notebooks(names, profile.root / "notebooks")
-    timeout = kernels.start_timeout(profile)
+    kernels.start_timeout(profile)  # a bad setting fails before any work
     run_id, out_dir = claim_run_dir(profile.runs_root, run_id)
-    return _run_in(out_dir, notebooks, {"profile": profile.name, **(parameters or {})}, profile, timeout, log, progress)
+    return _run_in(out_dir, notebooks, {"profile": profile.name, **(parameters or {})}, profile, log, progress)
 
 
-def _run_in(out_dir: Path, notebooks: list[Path], params: dict, profile: Profile, start_timeout: int, log,
+def _run_in(out_dir: Path, notebooks: list[Path], params: dict, profile: Profile, log,
             progress: bool) -> list[NotebookRun]:
     """The notebooks in order in the run folder ``out_dir`` (claimed by the caller)."""
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -225,11 +212,10 @@ def _run_in(out_dir: Path, notebooks: list[Path], params: dict, profile: Profile
     run_record.write_json(out_dir / "run.json", record)
     console = os.fdopen(os.dup(2), "w", buffering=1)
     done = []
-    kernel_options = {"start_timeout": start_timeout, "profile": profile}
     try:
         with environment(**{run_record.RUN_DIR_ENV: str(out_dir)}):
             for notebook in notebooks:
-                done.append(_run_one(notebook, out_dir, params, record, console, progress, log, kernel_options))
+                done.append(_run_one(notebook, out_dir, params, record, console, progress, log, profile))
     finally:
         record["finished_at"] = run_record.now_iso()
         if record["status"] == "running":
@@ -240,14 +226,14 @@ def _run_in(out_dir: Path, notebooks: list[Path], params: dict, profile: Profile
 
 
 def _run_one(notebook: Path, out_dir: Path, params: dict, record: dict, console, progress: bool, log,
-             kernel_options: dict) -> NotebookRun:
+             profile: Profile) -> NotebookRun:
     output = out_dir / f"{notebook.parent.name}__{notebook.name}"
     log_path = out_dir / "logs" / f"{notebook.parent.name}__{notebook.stem}.log"
     t0 = time.perf_counter()
     entry = {"notebook": notebook_label(notebook), "output": output.name, "log": f"logs/{log_path.name}"}
     before = run_record.summaries_state(out_dir)
     try:
-        execute_one(notebook, output, log_path, params, console, progress, **kernel_options)
+        execute_one(notebook, output, log_path, params, console, progress, profile)
     except Exception as exc:
         where = failure_location(exc)
         with open(log_path, "a") as log_file:
@@ -304,7 +290,7 @@ def main_run(names, parameters, run_id, profile_name, after=None) -> int:
         profile = load_profile(profile_name)
         notebooks = resolve_notebooks(names, profile.root / "notebooks")
         check_parameters({"profile": profile.name, **parameters}, notebooks)
-        timeout = kernels.start_timeout(profile)
+        kernels.start_timeout(profile)  # a bad setting fails before any work
         run_id, out_dir = claim_run_dir(profile.runs_root, run_id)
     except (ProfileError, FileNotFoundError, UnknownParameter, RunIdInUse) as exc:
         print(f"mbolake: {exc}", file=sys.stderr)
@@ -313,7 +299,7 @@ def main_run(names, parameters, run_id, profile_name, after=None) -> int:
     t0 = time.perf_counter()
     failed = None
     try:
-        runs = _run_in(out_dir, notebooks, {"profile": profile.name, **parameters}, profile, timeout,
+        runs = _run_in(out_dir, notebooks, {"profile": profile.name, **parameters}, profile,
                        log=console_line, progress=sys.stderr.isatty())
     except NotebookFailed as exc:
         failed, runs = exc, []
