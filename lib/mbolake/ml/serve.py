@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..runtime.atomic_files import write_json_atomic
 from .inference_client import InferenceClient
 
 
@@ -159,10 +160,7 @@ def read_serve_info(path: str | Path) -> dict | None:
 
 
 def _write_info(path: Path, info: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info))
-    tmp.replace(path)
+    write_json_atomic(path, info)  # rt inference reads it while servers come and go
 
 
 def _remove_info(path: Path, pid: int) -> None:
