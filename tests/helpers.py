@@ -37,3 +37,9 @@ def make_project(root: Path) -> Path:
     if not (root / "notebooks").exists():
         (root / "notebooks").symlink_to(REPO / "notebooks")
     return root
+
+
+def session_file(root: Path) -> Path:
+    """The one generated DBN file in the landing zone of a home (``conftest.pipeline_home``)."""
+    [path] = (root / "raw-dbn").rglob("*.dbn.zst")
+    return path

@@ -1,7 +1,6 @@
 """Every notebook runs under papermill with small parameters (the way jobs run them)."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -77,24 +76,25 @@ def test_a_bad_parameter_fails_before_any_work_naming_it(project):
 
 
 @pytest.mark.serve  # 43_serve starts `mlflow models serve`
-def test_ml_notebooks_split_sweep_register_and_serve(project):
-    """40_ml on a generated snapshot (Gold's export is tested above): a real MLflow store and server."""
+def test_ml_notebooks_split_sweep_register_and_serve(pipeline_home, monkeypatch):
+    """40_ml on a generated snapshot (Gold's export is tested above): a real MLflow store and server.
+    The notebooks ran as run ``ml`` of ``conftest.pipeline_home`` (the real-time tests serve its champion)."""
     import mlflow
 
     from mbolake.ml.tracking import tracking_uri_for
-    from mbolake.sample.ml_snapshot import write_synthetic_snapshot
 
+    monkeypatch.setenv("MBOLAKE_HOME", str(pipeline_home))
     profile = load_profile()
-    write_synthetic_snapshot(profile.ml_artifacts_root, "ES_MODEL", dt.date(2026, 1, 6), n_sessions=8,
-                             episodes_per_session=20)
-    runs = run_notebooks(["40_ml"], {"max_evals": 3, "seed": 3}, run_id="ml", log=lambda _: None)
+    record = json.loads((pipeline_home / "runs" / "ml" / "run.json").read_text())
+    assert record["parameters"] == {"profile": "local", "max_evals": 3, "seed": 3} and record["status"] == "ok"
+    outputs = [pipeline_home / "runs" / "ml" / n["output"] for n in record["notebooks"]]
 
-    assert [r.output.name for r in runs] == ["40_ml__41_split.ipynb", "40_ml__42_sweep.ipynb", "40_ml__43_serve.ipynb"]
-    assert (project / "mlruns.db").exists()
+    assert [o.name for o in outputs] == ["40_ml__41_split.ipynb", "40_ml__42_sweep.ipynb", "40_ml__43_serve.ipynb"]
+    assert (pipeline_home / "mlruns.db").exists()
     uri = tracking_uri_for(profile)  # both URIs: an earlier test of this process may have set another registry
     champion = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version_by_alias(
         "ES_MODEL_setup_v3", "champion")
     assert champion.tags["feature_set"] == "setup_v3" and "test_macro_f1" in champion.tags
-    text, mimes = outputs_of(runs[-1].output)
+    text, mimes = outputs_of(outputs[-1])
     assert "equal to in-process = True" in text
-    assert "application/vnd.plotly.v1+json" in outputs_of(runs[0].output)[1]
+    assert "application/vnd.plotly.v1+json" in outputs_of(outputs[0])[1]

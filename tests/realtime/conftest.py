@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -44,34 +43,6 @@ def tiny_session(tmp_path_factory):
     [path] = synth.generate_sample(out, synth.SynthParams(sessions=1, first_date=SESSION, intensity=10_000, seed=5),
                                    progress=False)
     return path
-
-
-@pytest.fixture(scope="session")
-def pipeline_home(tmp_path_factory) -> Path:
-    """A project home built once: one generated session landed and run through every batch stage
-    (``test_rt_silver.land_and_build_batch``: Bronze, Silver, Gold on the local engine) and a champion
-    of the same feature set registered by 41_split + 42_sweep on a generated training snapshot.
-
-    The replay leg (``test_replay_leg.py``) and then the tutorial notebook (``test_tutorial.py``) run
-    on it. The fixture sets no environment for the tests: each one points ``MBOLAKE_HOME`` at it."""
-    from mbolake.runtime.config import load_profile
-    from mbolake.runtime.orchestrator import run_notebooks
-    from mbolake.sample.ml_snapshot import write_synthetic_snapshot
-
-    from .test_rt_silver import land_and_build_batch
-    from tests.helpers import make_project
-
-    root = make_project(tmp_path_factory.mktemp("pipeline_home") / "project")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("MBOLAKE_HOME", str(root))
-        profile = load_profile("local")
-        land_and_build_batch(profile)
-        # a champion of the same feature set (trained on a generated snapshot: the leg only needs one served)
-        write_synthetic_snapshot(profile.ml_artifacts_root, "ES_MODEL", dt.date(2026, 1, 6), n_sessions=8,
-                                 episodes_per_session=20)
-        run_notebooks(["40_ml/41_split.ipynb", "40_ml/42_sweep.ipynb"], {"max_evals": 2, "seed": 3}, run_id="ml",
-                      log=lambda _: None)
-    return root
 
 
 def consume_all(bootstrap: str, topic: str, idle: float = 3.0) -> list:

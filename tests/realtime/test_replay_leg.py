@@ -17,10 +17,9 @@ from ..notebooks.test_notebooks import outputs_of
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.serve, pytest.mark.notebooks, pytest.mark.slow]
 
 
-def test_the_replay_leg_streams_a_session_equal_to_batch_and_scores_it(pipeline_home, broker, monkeypatch):
-    # the batch tables and the champion: conftest.pipeline_home (the tutorial notebook runs on it next)
-    monkeypatch.setenv("MBOLAKE_HOME", str(pipeline_home))
-    project, profile = pipeline_home, load_profile("local")
+def test_the_replay_leg_streams_a_session_equal_to_batch_and_scores_it(pipeline_copy, broker):
+    # the batch tables and the champion: a copy of conftest.pipeline_home
+    project, profile = pipeline_copy, load_profile("local")
     runs = run_notebooks(["50_realtime/52_rt_replay_leg.ipynb", "50_realtime/50_realtime_overview.ipynb"],
                          {"bootstrap": broker["bootstrap"], "until": "11:00", "max_offsets": 20_000},
                          run_id="rt", log=lambda _: None)

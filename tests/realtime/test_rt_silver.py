@@ -28,6 +28,7 @@ from mbolake.schemas import BRONZE_MBO, FEATURE_SERIES_STREAM
 from mbolake.stages import SILVER_GOLD_STAGES, BronzeProcessDBN
 
 from .conftest import consume_all
+from tests.helpers import session_file
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 
@@ -48,9 +49,9 @@ def land_and_build_batch(profile) -> list:
     return path
 
 
-def test_stream_tables_equal_batch_tables(spark, project, broker, topic):
+def test_stream_tables_equal_batch_tables(spark, pipeline_copy, broker, topic):
     profile = load_profile("local")
-    path = land_and_build_batch(profile)
+    path = session_file(pipeline_copy)
     settings = BusSettings(broker["bootstrap"])
     features = f"features_{uuid.uuid4().hex[:8]}"
     bus.ensure_topics(settings, {features: 1})

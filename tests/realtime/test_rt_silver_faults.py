@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import threading
 import time
@@ -35,8 +34,7 @@ from mbolake.runtime.faults import KILLED_EXIT_CODE
 from mbolake.schemas import BAR_5S, BAR_5S_STREAM, FEATURE_SERIES_STREAM, ORDERBOOK_STATE, ORDERBOOK_STATE_STREAM
 
 from .conftest import job_log, last_batch, wait_for
-from .test_rt_silver import land_and_build_batch
-from tests.helpers import make_project
+from tests.helpers import session_file
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.slow]
 JOB = "rt_silver"
@@ -44,23 +42,11 @@ OUTPUTS = (*rt_silver.TWINS.values(), FEATURE_SERIES_STREAM)
 MAX_OFFSETS = 4_001
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """One generated session landed and through every batch stage, once for the module."""
-    root = make_project(tmp_path_factory.mktemp("rt_silver_faults") / "project")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MBOLAKE_HOME", str(root))
-        path = land_and_build_batch(load_profile("local"))
-    return root, path
-
-
 @pytest.fixture
-def lake(built, tmp_path, monkeypatch):
-    """A copy of the built project for one test: its own stream tables, checkpoint and job files."""
-    root, path = built
-    copy = shutil.copytree(root, tmp_path / "project", symlinks=True)
-    monkeypatch.setenv("MBOLAKE_HOME", str(copy))
-    return load_profile("local"), copy / path.relative_to(root)
+def lake(pipeline_copy):
+    """A copy of the session's pipeline home (one generated session through every batch stage) for
+    one test: its own stream tables, checkpoint and job files."""
+    return load_profile("local"), session_file(pipeline_copy)
 
 
 def log_text(profile) -> str:
