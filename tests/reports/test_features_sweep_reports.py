@@ -80,6 +80,8 @@ def test_no_report_shows_an_absolute_path_of_the_project_root(rendered):
     pages = {name: result.html for name, result in rendered.items()}
     pages["index"] = Path(load_profile("local").runs_root) / "index.html"
     assert set(pages) == {*render.REPORTS, "index"} and all(r.status == "ok" for r in rendered.values())
+    # the executed notebooks beside the pages (papermill's input and output paths, the cells' outputs)
+    pages |= {f"{name}.ipynb": result.html.with_suffix(".ipynb") for name, result in rendered.items()}
     assert {name: machine_paths(path.read_text(), root) for name, path in pages.items()} == {n: [] for n in pages}
     snapshot = "ml/artifacts/datasets/ES_MODEL/2026-01-06"
     assert f"snapshot {snapshot}: 160 episodes" in text_outputs(pages["features"].read_text())

@@ -155,8 +155,10 @@ def render_report(name: str, profile: Profile, run_id: str, parameters: dict | N
 
         result = RenderedReport(name, out_dir / f"{name}.html", "failed", time.perf_counter() - t0, engine,
                                 failure_location(exc))
-    if result.html.exists():  # a failed report too: its traceback names files
-        without_machine_paths(result.html, profile.root)
+    # a failed report too (its traceback names files), and the executed notebook published beside it
+    for page in (result.html, out_dir / f"{name}.ipynb"):
+        if page.exists():
+            without_machine_paths(page, profile.root)
     record_report(profile, run_id, result)
     return result
 
