@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute notebooks in order with papermill into runs/<run_id>/")
     run.add_argument("notebooks", nargs="+", help="notebook paths under notebooks/ or stage folders (e.g. 10_bronze)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="parameter for every notebook")
-    run.add_argument("--run-id", default=None, 
+    run.add_argument("--run-id", default=None,
                      help="output folder name under runs/ (default: UTC time and a random suffix); an id in use is refused")
     run.add_argument("--profile", default=None, help="conf/<profile>.yaml (default: MBOLAKE_PROFILE or local)")
     run.add_argument("--no-reports", action="store_true", help="skip the run reports (reports/*.ipynb) at the end")

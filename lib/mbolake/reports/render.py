@@ -13,7 +13,6 @@ the project root relative to it (``paths.scrub``), whatever a cell printed.
 from __future__ import annotations
 
 import html
-import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..runtime import run_record
+from ..runtime.atomic_files import write_text_atomic
 from ..runtime.config import Profile, ProfileError, load_profile
 from .paths import scrub
 
@@ -105,9 +105,8 @@ def to_html(executed: Path, target: Path) -> Path:
     return target
 
 
-def render_nbconvert(source: Path, out_dir: Path, params: dict, log_path: Path) -> Path:
+def render_nbconvert(source: Path, out_dir: Path, params: dict, log_path: Path, profile: Profile) -> Path:
     from ..runtime import kernels
-    from ..runtime.config import load_profile
     from ..runtime.orchestrator import environment
     from ..runtime.spark import jvm_output_to
 
@@ -115,7 +114,7 @@ def render_nbconvert(source: Path, out_dir: Path, params: dict, log_path: Path) 
     with environment(MBOLAKE_SPARK_LOG=str(log_path)), jvm_output_to(log_path):
         try:
             kernels.execute_notebook(str(source), str(executed), params, KERNEL_NAME, str(out_dir),
-                                     load_profile(params["profile"]), progress_bar=False, log_output=True,
+                                     profile, progress_bar=False, log_output=True,
                                      stdout_file=sys.stdout, stderr_file=sys.stderr)
         finally:
             if executed.exists():  # a failed cell still leaves a page that shows the traceback
@@ -148,7 +147,10 @@ def render_report(name: str, profile: Profile, run_id: str, parameters: dict | N
     engine = engine or ("quarto" if quarto_path() else "nbconvert")
     t0 = time.perf_counter()
     try:
-        html_path = (render_quarto if engine == "quarto" else render_nbconvert)(source, out_dir, params, log_path)
+        if engine == "quarto":
+            html_path = render_quarto(source, out_dir, params, log_path)
+        else:
+            html_path = render_nbconvert(source, out_dir, params, log_path, profile)
         result = RenderedReport(name, html_path, "ok", time.perf_counter() - t0, engine)
     except Exception as exc:
         from ..runtime.orchestrator import failure_location
@@ -266,9 +268,4 @@ tr.failed .status{{background:#f7c5c5}} a.failed{{color:#b00}}</style></head>
 {''.join(rows)}
 </table></body></html>
 """
-    path = Path(runs_root) / "index.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(scrub(page, root) if root else page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(Path(runs_root) / "index.html", scrub(page, root) if root else page)

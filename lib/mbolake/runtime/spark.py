@@ -130,10 +130,7 @@ def log4j2_properties() -> Path:
     """The driver's log4j2 configuration, written once under ~/.cache/mbolake/."""
     path = Path("~/.cache/mbolake/log4j2-mbolake.properties").expanduser()
     if not path.exists() or path.read_text() != LOG4J2:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(LOG4J2)
-        tmp.replace(path)
+        write_text_atomic(path, LOG4J2)
     return path
 
 
